@@ -1,0 +1,330 @@
+package simulator
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// FaultKind selects how a matching request is spoiled.
+type FaultKind int
+
+const (
+	// FaultStatus answers with Status (default 500), an error body and optional Retry-After.
+	FaultStatus FaultKind = iota
+	// FaultMalformedJSON answers 200 with JSON cut off in the middle of a record.
+	FaultMalformedJSON
+	// FaultForeignNextLink serves the real page but points @odata.nextLink at another host.
+	FaultForeignNextLink
+	// FaultHugeBody answers 200 with a syntactically valid body of HugeBytes bytes.
+	FaultHugeBody
+	// FaultPartial answers 206 with a Warning header and the real page.
+	FaultPartial
+	// FaultDropConnection closes the connection without answering.
+	FaultDropConnection
+	// FaultNoNextLink serves the real page without its @odata.nextLink, as Graph
+	// sometimes does at its paging limits: clients must continue by timestamp.
+	FaultNoNextLink
+)
+
+func (k FaultKind) String() string {
+	switch k {
+	case FaultStatus:
+		return "status"
+	case FaultMalformedJSON:
+		return "malformed-json"
+	case FaultForeignNextLink:
+		return "foreign-next-link"
+	case FaultHugeBody:
+		return "huge-body"
+	case FaultPartial:
+		return "partial"
+	case FaultDropConnection:
+		return "drop-connection"
+	case FaultNoNextLink:
+		return "no-next-link"
+	}
+	return fmt.Sprintf("FaultKind(%d)", int(k))
+}
+
+// Fault spoils requests whose path and query match. Faults are tried in the
+// order they were added; the first one that matches and has uses left applies.
+type Fault struct {
+	// Path is a prefix of the URL path; "{tenant}" stands for the tenant id,
+	// so "/{tenant}/oauth2/v2.0/token" targets the token endpoint.
+	Path string
+	// ExactPath makes Path match only itself, e.g. the incident list without
+	// the per-incident "/v1.0/security/incidents/{id}" requests.
+	ExactPath bool
+	// Query must occur in the raw or the decoded query string (e.g. "$expand=alerts").
+	Query      string
+	Status     int
+	RetryAfter string
+	// Body replaces the default error body (Graph or Entra shaped, by path).
+	Body string
+	// Times is how many matching requests the fault spoils; 0 means once, -1 forever.
+	Times int
+	Kind  FaultKind
+	// HugeBytes is the body size of FaultHugeBody (default 32 MiB).
+	HugeBytes int
+	// Warning replaces FaultPartial's Warning header value.
+	Warning string
+}
+
+const (
+	defaultHugeBytes      = 32 << 20
+	defaultPartialWarning = "Microsoft/DefenderATP/500/1234"
+)
+
+type faultList struct {
+	mu     sync.Mutex
+	faults []*activeFault
+}
+
+type activeFault struct {
+	Fault
+	left int // -1 = forever
+}
+
+func (fl *faultList) add(f Fault) {
+	left := f.Times
+	if left == 0 {
+		left = 1
+	}
+	fl.mu.Lock()
+	fl.faults = append(fl.faults, &activeFault{Fault: f, left: left})
+	fl.mu.Unlock()
+}
+
+func (fl *faultList) clear() {
+	fl.mu.Lock()
+	fl.faults = nil
+	fl.mu.Unlock()
+}
+
+// take consumes one use of the first fault matching r that accept allows.
+func (fl *faultList) take(r *http.Request, tenant string, accept func(Fault) bool) (Fault, bool) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	decodedQuery, err := url.QueryUnescape(r.URL.RawQuery)
+	if err != nil {
+		decodedQuery = r.URL.RawQuery
+	}
+	for i, f := range fl.faults {
+		path := strings.ReplaceAll(f.Path, "{tenant}", tenant)
+		if f.ExactPath {
+			if strings.TrimSuffix(r.URL.Path, "/") != strings.TrimSuffix(path, "/") {
+				continue
+			}
+		} else if !strings.HasPrefix(r.URL.Path, path) {
+			continue
+		}
+		if f.Query != "" && !strings.Contains(r.URL.RawQuery, f.Query) && !strings.Contains(decodedQuery, f.Query) {
+			continue
+		}
+		if !accept(f.Fault) {
+			continue
+		}
+		if f.left > 0 {
+			f.left--
+			if f.left == 0 {
+				fl.faults = append(fl.faults[:i:i], fl.faults[i+1:]...)
+			}
+		}
+		return f.Fault, true
+	}
+	return Fault{}, false
+}
+
+// Faults that replace the answer entirely are applied before authentication;
+// those that decorate a real page need an authenticated, successful request.
+func isPreAuthFault(f Fault) bool {
+	switch f.Kind {
+	case FaultPartial, FaultForeignNextLink, FaultNoNextLink:
+		return false
+	case FaultStatus:
+		return f.Status != http.StatusPartialContent
+	}
+	return true
+}
+
+func isPageFault(f Fault) bool { return !isPreAuthFault(f) }
+
+// namedFaults are the presets of `defenderbeat simulate --faults`.
+var namedFaults = map[string]struct {
+	help   string
+	faults []Fault
+}{
+	"429":         {"Graph answers 429 twice with Retry-After: 1", []Fault{{Path: "/v1.0/", Status: 429, RetryAfter: "1", Times: 2}}},
+	"429noretry":  {"Graph answers 429 twice without Retry-After", []Fault{{Path: "/v1.0/", Status: 429, Times: 2}}},
+	"500":         {"Graph answers 500 three times", []Fault{{Path: "/v1.0/", Status: 500, Times: 3}}},
+	"503":         {"Graph answers 503 twice with Retry-After: 2", []Fault{{Path: "/v1.0/", Status: 503, RetryAfter: "2", Times: 2}}},
+	"401":         {"Graph rejects the next request's token once", []Fault{{Path: "/v1.0/", Status: 401, Times: 1}}},
+	"403":         {"alerts_v2 answers 403 (missing SecurityAlert.Read.All) once", []Fault{{Path: "/v1.0/security/alerts_v2", Status: 403, Times: 1}}},
+	"expand500":   {"incident listing with $expand=alerts always answers 500", []Fault{{Path: "/v1.0/security/incidents", ExactPath: true, Query: "$expand=alerts", Status: 500, Times: -1}}},
+	"token500":    {"the token endpoint answers 500 once", []Fault{{Path: "/{tenant}/oauth2/v2.0/token", Status: 500, Times: 1}}},
+	"malformed":   {"one alerts_v2 page is truncated JSON", []Fault{{Path: "/v1.0/security/alerts_v2", Kind: FaultMalformedJSON, Times: 1}}},
+	"partial":     {"one Graph page is a 206 with a Warning header", []Fault{{Path: "/v1.0/security/", Kind: FaultPartial, Times: 1}}},
+	"foreignlink": {"one alerts_v2 page links to https://evil.example.test", []Fault{{Path: "/v1.0/security/alerts_v2", Kind: FaultForeignNextLink, Times: 1}}},
+	"huge":        {"one alerts_v2 page is a 64 MiB body", []Fault{{Path: "/v1.0/security/alerts_v2", Kind: FaultHugeBody, HugeBytes: 64 << 20, Times: 1}}},
+	"nonextlink":  {"alerts_v2 pages never carry @odata.nextLink", []Fault{{Path: "/v1.0/security/alerts_v2", Kind: FaultNoNextLink, Times: -1}}},
+	"drop":        {"one Graph request has its connection dropped", []Fault{{Path: "/v1.0/security/", Kind: FaultDropConnection, Times: 1}}},
+}
+
+// FaultNames lists the names ParseFaults accepts with a short description each.
+func FaultNames() map[string]string {
+	out := make(map[string]string, len(namedFaults))
+	for name, nf := range namedFaults {
+		out[name] = nf.help
+	}
+	return out
+}
+
+// ParseFaults turns a comma list of preset names ("429,500,expand500") into faults.
+func ParseFaults(spec string) ([]Fault, error) {
+	var out []Fault
+	var unknown []string
+	for _, part := range strings.Split(spec, ",") {
+		name := strings.ToLower(strings.TrimSpace(part))
+		if name == "" {
+			continue
+		}
+		nf, ok := namedFaults[name]
+		if !ok {
+			unknown = append(unknown, part)
+			continue
+		}
+		out = append(out, nf.faults...)
+	}
+	if len(unknown) > 0 {
+		valid := make([]string, 0, len(namedFaults))
+		for name := range namedFaults {
+			valid = append(valid, name)
+		}
+		sort.Strings(valid)
+		return nil, fmt.Errorf("unknown fault %q; valid faults: %s", strings.Join(unknown, ","), strings.Join(valid, ", "))
+	}
+	return out, nil
+}
+
+// serveFault answers a request with a fault that replaces the real answer.
+func (s *Server) serveFault(w http.ResponseWriter, r *http.Request, f Fault) {
+	if f.RetryAfter != "" {
+		w.Header().Set("Retry-After", f.RetryAfter)
+	}
+	switch f.Kind {
+	case FaultDropConnection:
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				_ = conn.Close()
+				return
+			}
+		}
+		panic(http.ErrAbortHandler)
+	case FaultMalformedJSON:
+		body := f.Body
+		if body == "" {
+			body = `{"@odata.context":"` + baseURL(r) + `/v1.0/$metadata#security/alerts_v2","value":[{"id":"da638412960000000000_-1735022781","status":"new","severity":"high","evidence":[{"@odata.type":"#microsoft.graph.security.deviceEvidence","deviceDnsName":"ws-fin-01`
+		}
+		setGraphHeaders(w, r)
+		w.Header().Set("Content-Type", odataJSONType)
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, body)
+	case FaultHugeBody:
+		writeHugeBody(w, r, f.HugeBytes)
+	default:
+		status := f.Status
+		if status == 0 {
+			status = http.StatusInternalServerError
+		}
+		if f.Body != "" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_, _ = io.WriteString(w, f.Body)
+			return
+		}
+		if strings.Contains(r.URL.Path, "/oauth2/") {
+			errCode, code, msg := entraFaultError(status, s.clientID)
+			s.writeEntraError(w, status, errCode, code, msg)
+			return
+		}
+		code, msg := graphFaultError(status, r.URL.Path)
+		if status == http.StatusUnauthorized {
+			s.writeUnauthorized(w, r, msg)
+			return
+		}
+		writeGraphError(w, r, status, code, msg)
+	}
+}
+
+func graphFaultError(status int, path string) (code, msg string) {
+	switch status {
+	case http.StatusBadRequest:
+		return "BadRequest", "Invalid request."
+	case http.StatusUnauthorized:
+		return "InvalidAuthenticationToken", "Access token has expired or is not yet valid."
+	case http.StatusForbidden:
+		roles := "SecurityAlert.Read.All, SecurityAlert.ReadWrite.All"
+		if strings.Contains(path, "/incidents") {
+			roles = "SecurityIncident.Read.All, SecurityIncident.ReadWrite.All"
+		}
+		return "Forbidden", "Missing application roles. API required roles: " + roles + ". Application roles: ."
+	case http.StatusNotFound:
+		return "NotFound", "Resource not found."
+	case http.StatusTooManyRequests:
+		return "TooManyRequests", "Too many requests."
+	case http.StatusBadGateway:
+		return "BadGateway", "Bad gateway."
+	case http.StatusServiceUnavailable:
+		return "ServiceUnavailable", "The service is temporarily unavailable. Please retry later."
+	case http.StatusGatewayTimeout:
+		return "GatewayTimeout", "The operation timed out."
+	}
+	if status >= 500 {
+		return "InternalServerError", "An internal server error occurred while processing the request."
+	}
+	return http.StatusText(status), http.StatusText(status)
+}
+
+func entraFaultError(status int, clientID string) (errCode string, code int, msg string) {
+	switch {
+	case status == http.StatusUnauthorized:
+		return "invalid_client", 7000215, "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '" + clientID + "'."
+	case status == http.StatusForbidden:
+		return "access_denied", 50105, "AADSTS50105: The signed in user is not assigned to a role for the application."
+	case status == http.StatusTooManyRequests || status >= 500:
+		return "temporarily_unavailable", 90033, "AADSTS90033: A transient error has occurred. Please try again."
+	}
+	return "invalid_request", 90014, "AADSTS90014: The request is invalid."
+}
+
+// writeHugeBody streams a syntactically valid Graph page of exactly n bytes
+// (when n exceeds its frame), without a Content-Length, so only a client that
+// caps what it reads is protected.
+func writeHugeBody(w http.ResponseWriter, r *http.Request, n int) {
+	if n <= 0 {
+		n = defaultHugeBytes
+	}
+	head := `{"@odata.context":"` + baseURL(r) + `/v1.0/$metadata#security/alerts_v2","value":[{"id":"huge","description":"`
+	tail := `"}]}`
+	setGraphHeaders(w, r)
+	w.Header().Set("Content-Type", odataJSONType)
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.WriteString(w, head); err != nil {
+		return
+	}
+	chunk := bytes.Repeat([]byte("A"), 32<<10)
+	for left := n - len(head) - len(tail); left > 0; {
+		c := chunk[:min(left, len(chunk))]
+		if _, err := w.Write(c); err != nil {
+			return // the client gave up, as it should
+		}
+		left -= len(c)
+	}
+	_, _ = io.WriteString(w, tail)
+}
