@@ -1,0 +1,478 @@
+package msapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/elastic/elastic-agent-libs/logp"
+	"github.com/elastic/elastic-agent-libs/transport/httpcommon"
+	"github.com/elastic/elastic-agent-libs/transport/tlscommon"
+)
+
+const (
+	pipelineModule  = "defenderbeat-msapi"
+	pipelineVersion = "v1"
+	// Error bodies are only read for their error code and message.
+	maxErrorBody = 64 << 10
+	// Token answers are small; anything bigger is not an authority.
+	maxTokenBody = 1 << 20
+)
+
+// Client calls one Microsoft API (Graph or Defender for Endpoint) for one input.
+type Client struct {
+	opts     Options
+	api      API
+	base     *url.URL
+	scopes   []string
+	log      *logp.Logger
+	metrics  *Metrics
+	sc       scrubber
+	cred     *renewableCredential
+	pipeline runtime.Pipeline
+	download runtime.Pipeline
+}
+
+// Response is a complete API answer with a 2xx status.
+type Response struct {
+	StatusCode int
+	Header     http.Header
+	Body       []byte
+	// Partial is HTTP 206: a federated provider failed and the data may be incomplete.
+	Partial bool
+	Warning string
+}
+
+// Page is one page of an OData collection.
+type Page struct {
+	Values   []json.RawMessage
+	NextLink string
+	Partial  bool
+	Warning  string
+}
+
+// NewClient builds a client from Resolve()d options. log and m may be nil.
+func NewClient(o Options, api API, log *logp.Logger, m *Metrics) (*Client, error) {
+	if log == nil {
+		log = logp.NewNopLogger()
+	}
+	log = log.Named("msapi")
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	base, err := url.Parse(o.RequestURL)
+	if err != nil || base.Scheme != "https" || base.Host == "" {
+		return nil, errors.New("request_url: must be an https URL (were the options resolved?)")
+	}
+	if len(o.TokenScopes) == 0 || o.LoginURL == "" {
+		return nil, errors.New("msapi: options must be resolved with Resolve before NewClient")
+	}
+	if o.retryDelay == 0 {
+		o.retryDelay = defaultRetryDelay
+	}
+	if o.maxRetryDelay == 0 {
+		o.maxRetryDelay = defaultMaxRetryDelay
+	}
+	if o.MaxResponseBytes <= 0 {
+		o.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if o.HTTPClientTimeout <= 0 {
+		o.HTTPClientTimeout = DefaultHTTPClientTimeout
+	}
+
+	c := &Client{
+		opts:    o,
+		api:     api,
+		base:    base,
+		scopes:  append([]string(nil), o.TokenScopes...),
+		log:     log,
+		metrics: m,
+		sc:      newScrubber(o.ClientSecret, o.CertificatePassword, proxyPassword(o.ProxyURL)),
+	}
+
+	apiHTTP, err := newHTTPClient(o, log, true, false)
+	if err != nil {
+		return nil, err
+	}
+	downloadHTTP, err := newHTTPClient(o, log, true, true)
+	if err != nil {
+		return nil, err
+	}
+	// IMDS and the App Service identity endpoint are local: never through a proxy.
+	credHTTP, err := newHTTPClient(o, log, o.AuthType != AuthManagedIdentity, false)
+	if err != nil {
+		return nil, err
+	}
+
+	credOpts := azcore.ClientOptions{
+		Transport:       &limitedTransport{client: credHTTP, limit: maxTokenBody},
+		Retry:           c.retryOptions(o.HTTPClientTimeout),
+		Telemetry:       policy.TelemetryOptions{ApplicationID: "defenderbeat"},
+		PerCallPolicies: []policy.Policy{newTokenRequestPolicy(o)},
+	}
+	if o.EnableRequestTracer {
+		credOpts.PerRetryPolicies = []policy.Policy{c.tracer(true)}
+	}
+	c.cred = &renewableCredential{build: credentialBuilder(o, credOpts), authType: o.AuthType, sc: c.sc}
+
+	perRetry := []policy.Policy{
+		metricsPolicy(m, log),
+		reauthPolicy(c.cred, log),
+		runtime.NewBearerTokenPolicy(c.cred, c.scopes, nil),
+	}
+	if o.EnableRequestTracer {
+		perRetry = append(perRetry, c.tracer(true))
+	}
+	c.pipeline = runtime.NewPipeline(pipelineModule, pipelineVersion, runtime.PipelineOptions{PerRetry: perRetry}, &policy.ClientOptions{
+		Transport: &limitedTransport{client: apiHTTP, limit: o.MaxResponseBytes, metrics: m},
+		Retry:     c.retryOptions(o.HTTPClientTimeout),
+		Telemetry: policy.TelemetryOptions{ApplicationID: "defenderbeat"},
+	})
+
+	// Export files sit behind SAS URLs on storage hosts: no bearer token, no total timeout.
+	dlPerRetry := []policy.Policy{idlePolicy(), metricsPolicy(m, log)}
+	if o.EnableRequestTracer {
+		dlPerRetry = append(dlPerRetry, c.tracer(false))
+	}
+	c.download = runtime.NewPipeline(pipelineModule, pipelineVersion, runtime.PipelineOptions{PerRetry: dlPerRetry}, &policy.ClientOptions{
+		Transport: &limitedTransport{client: downloadHTTP, metrics: m},
+		Retry:     c.retryOptions(0),
+		Telemetry: policy.TelemetryOptions{ApplicationID: "defenderbeat"},
+	})
+	return c, nil
+}
+
+func (c *Client) retryOptions(tryTimeout time.Duration) policy.RetryOptions {
+	maxRetries := int32(c.opts.MaxRetries)
+	if maxRetries == 0 {
+		maxRetries = -1 // azcore reads 0 as "default (3)"
+	}
+	return policy.RetryOptions{
+		MaxRetries:    maxRetries,
+		TryTimeout:    tryTimeout,
+		RetryDelay:    c.opts.retryDelay,
+		MaxRetryDelay: c.opts.maxRetryDelay,
+		StatusCodes: []int{
+			http.StatusTooManyRequests,
+			http.StatusInternalServerError,
+			http.StatusBadGateway,
+			http.StatusServiceUnavailable,
+			http.StatusGatewayTimeout,
+		},
+	}
+}
+
+func (c *Client) tracer(logBody bool) policy.Policy {
+	return &tracerPolicy{log: c.log.Named("trace"), sc: c.sc, logBody: logBody, maxBody: 4096, tokenish: isTokenRequest}
+}
+
+// newHTTPClient builds the transport in libbeat's shape (ssl, proxy_url) with per-host TLS
+// verification.
+func newHTTPClient(o Options, log *logp.Logger, useProxy, followRedirects bool) (*http.Client, error) {
+	settings := httpcommon.HTTPTransportSettings{
+		TLS:     o.SSL,
+		Timeout: o.HTTPClientTimeout,
+		Proxy:   httpcommon.DefaultHTTPClientProxySettings(),
+	}
+	if o.ProxyURL != "" {
+		p, err := httpcommon.NewProxyURIFromString(o.ProxyURL)
+		if err != nil {
+			return nil, fmt.Errorf("proxy_url: %w", redactErr(err, o.ProxyURL))
+		}
+		settings.Proxy.URL = p
+	}
+	settings.Proxy.Disable = !useProxy
+	rt, err := settings.RoundTripper(httpcommon.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("ssl: %w", err)
+	}
+	if t, ok := rt.(*http.Transport); ok && o.SSL.IsEnabled() {
+		tlsCfg, err := tlscommon.LoadTLSConfig(o.SSL, log)
+		if err != nil {
+			return nil, fmt.Errorf("ssl: %w", err)
+		}
+		// Through a proxy, net/http does the TLS handshake with TLSClientConfig, whose verifier
+		// was built without a host name and so would skip hostname verification.
+		t.TLSClientConfig.VerifyConnection = func(cs tls.ConnectionState) error {
+			verify := tlsCfg.BuildModuleClientConfig(cs.ServerName).VerifyConnection
+			if verify == nil {
+				return nil
+			}
+			return verify(cs)
+		}
+	}
+	client := &http.Client{Transport: rt}
+	if !followRedirects {
+		// A redirect would carry the request (and its token) to a host nobody vetted.
+		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	}
+	return client, nil
+}
+
+func proxyPassword(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		pw, _ := u.User.Password()
+		return pw
+	}
+	return ""
+}
+
+// BaseURL is request_url; a copy.
+func (c *Client) BaseURL() *url.URL {
+	u := *c.base
+	return &u
+}
+
+// Token acquires a token once, for `test credentials`.
+func (c *Client) Token(ctx context.Context) error {
+	_, err := c.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: c.scopes, EnableCAE: true})
+	return err
+}
+
+// resolveURL joins a path to request_url, or accepts an absolute URL only on request_url's
+// scheme, host and port.
+func (c *Client) resolveURL(pathOrURL string, query url.Values) (*url.URL, error) {
+	ref, err := url.Parse(pathOrURL)
+	if err != nil {
+		return nil, fmt.Errorf("invalid URL %q: %w", truncate(pathOrURL, 200), err)
+	}
+	var u url.URL
+	if ref.IsAbs() || ref.Host != "" {
+		if !sameOrigin(ref, c.base) {
+			return nil, &ForeignHostError{URL: redactURL(ref), Base: c.base.Scheme + "://" + c.base.Host}
+		}
+		u = *ref
+	} else {
+		u = *c.base
+		u.Path = strings.TrimRight(c.base.Path, "/") + "/" + strings.TrimLeft(ref.Path, "/")
+		u.RawPath = ""
+		u.RawQuery = ref.RawQuery
+	}
+	if len(query) > 0 {
+		if u.RawQuery != "" {
+			u.RawQuery += "&"
+		}
+		u.RawQuery += encodeQuery(query)
+	}
+	return &u, nil
+}
+
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) &&
+		strings.EqualFold(a.Hostname(), b.Hostname()) &&
+		effectivePort(a) == effectivePort(b)
+}
+
+func effectivePort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		return "443"
+	case "http":
+		return "80"
+	}
+	return ""
+}
+
+// Get fetches pathOrURL with the bearer token and returns the whole 2xx answer; anything else is
+// an error (*APIError, *TokenError, *ForeignHostError, ErrBodyTooLarge, ...).
+func (c *Client) Get(ctx context.Context, pathOrURL string, query url.Values, header http.Header) (*Response, error) {
+	resp, err := c.get(ctx, pathOrURL, query, header)
+	if err != nil {
+		c.metrics.ErrorsTotal.Inc()
+	}
+	return resp, err
+}
+
+func (c *Client) get(ctx context.Context, pathOrURL string, query url.Values, header http.Header) (*Response, error) {
+	u, err := c.resolveURL(pathOrURL, query)
+	if err != nil {
+		return nil, err
+	}
+	req, err := runtime.NewRequest(ctx, http.MethodGet, u.String())
+	if err != nil {
+		return nil, err
+	}
+	for k, vs := range header {
+		for _, v := range vs {
+			req.Raw().Header.Add(k, v)
+		}
+	}
+	if req.Raw().Header.Get("Accept") == "" {
+		req.Raw().Header.Set("Accept", "application/json")
+	}
+	if req.Raw().Header.Get("client-request-id") == "" {
+		if id, err := runtime.NewUUID(); err == nil {
+			req.Raw().Header.Set("client-request-id", id)
+		}
+	}
+	req.SetOperationValue(&callState{})
+
+	resp, err := c.pipeline.Do(req)
+	if err != nil {
+		return nil, c.transportError(ctx, http.MethodGet, u, err)
+	}
+	body, err := runtime.Payload(resp)
+	if err != nil {
+		return nil, c.transportError(ctx, http.MethodGet, u, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, newAPIError(resp, body, c.sc, false)
+	}
+	out := &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: body}
+	if resp.StatusCode == http.StatusPartialContent {
+		out.Partial = true
+		out.Warning = c.sc.scrub(resp.Header.Get("Warning"))
+		c.metrics.PartialTotal.Inc()
+		c.log.Warnw("partial answer from the API (HTTP 206): a provider failed, data may be incomplete",
+			"url.original", redactURL(u), "warning", out.Warning, "request_id", resp.Header.Get("request-id"))
+	}
+	return out, nil
+}
+
+// transportError renders a failure that produced no usable answer without credentials: net/http
+// errors quote the full URL (SAS signatures included) and azidentity errors quote responses.
+func (c *Client) transportError(ctx context.Context, method string, u *url.URL, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+		return ctxErr
+	}
+	var te *TokenError
+	if errors.As(err, &te) {
+		return te
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = &url.Error{Op: ue.Op, URL: redactURLString(ue.URL), Err: ue.Err}
+	}
+	return c.sc.scrubErr(fmt.Errorf("%s %s: %w", method, redactURL(u), err))
+}
+
+// GetPage fetches one page of an OData collection ({"value":[...],"@odata.nextLink":...}).
+func (c *Client) GetPage(ctx context.Context, pathOrURL string, query url.Values, header http.Header) (*Page, error) {
+	resp, err := c.Get(ctx, pathOrURL, query, header)
+	if err != nil {
+		return nil, err
+	}
+	values, next, err := decodePage(resp.Body)
+	if err != nil {
+		c.metrics.ErrorsTotal.Inc()
+		return nil, fmt.Errorf("malformed page from %s (HTTP %d, %d bytes): %v; body begins %q",
+			redactPathOrURL(pathOrURL), resp.StatusCode, len(resp.Body), err, truncate(c.sc.scrub(string(bytes.TrimSpace(resp.Body))), 120))
+	}
+	c.metrics.PagesTotal.Inc()
+	return &Page{Values: values, NextLink: next, Partial: resp.Partial, Warning: resp.Warning}, nil
+}
+
+// decodePage returns the records as sub-slices of body instead of copies: an incident page with
+// expanded alerts can be tens of megabytes and would otherwise be held twice.
+func decodePage(body []byte) (values []json.RawMessage, next string, err error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, "", errors.New("not a JSON object")
+	}
+	sawValue := false
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, "", err
+		}
+		switch key, _ := tok.(string); key {
+		case "value":
+			if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+				return nil, "", errors.New(`"value" is not an array`)
+			}
+			sawValue = true
+			values = values[:0] // a repeated key replaces, as encoding/json does
+			for dec.More() {
+				start := dec.InputOffset()
+				if err := dec.Decode(&skipValue{}); err != nil {
+					return nil, "", err
+				}
+				raw := bytes.TrimLeft(body[start:dec.InputOffset()], " \t\r\n,")
+				values = append(values, json.RawMessage(raw[:len(raw):len(raw)]))
+			}
+			if _, err := dec.Token(); err != nil {
+				return nil, "", err
+			}
+		case "@odata.nextLink":
+			if err := dec.Decode(&next); err != nil {
+				return nil, "", fmt.Errorf("@odata.nextLink: %w", err)
+			}
+		default:
+			if err := dec.Decode(&skipValue{}); err != nil {
+				return nil, "", err
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, "", err
+	}
+	if !sawValue {
+		return nil, "", errors.New(`no "value" array`)
+	}
+	return values, next, nil
+}
+
+// skipValue lets the decoder validate and step over a value without building it.
+type skipValue struct{}
+
+func (*skipValue) UnmarshalJSON([]byte) error { return nil }
+
+func redactPathOrURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return redactURL(u)
+	}
+	return "<unparsable URL>"
+}
+
+// Download opens an export file behind a SAS URL: no bearer token (the URL carries its own
+// signature, on any https host), retries on 429/5xx before the body starts, and an idle timeout
+// instead of a total one. The caller closes the body and applies any size cap.
+func (c *Client) Download(ctx context.Context, rawURL string, idleTimeout time.Duration) (io.ReadCloser, error) {
+	rc, err := c.openDownload(ctx, rawURL, idleTimeout)
+	if err != nil {
+		c.metrics.ErrorsTotal.Inc()
+	}
+	return rc, err
+}
+
+func (c *Client) openDownload(ctx context.Context, rawURL string, idleTimeout time.Duration) (io.ReadCloser, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("download URL %s: must be an https URL", redactURLString(rawURL))
+	}
+	if idleTimeout <= 0 {
+		idleTimeout = c.opts.HTTPClientTimeout
+	}
+	req, err := runtime.NewRequest(ctx, http.MethodGet, u.String())
+	if err != nil {
+		return nil, fmt.Errorf("download URL %s: %w", redactURL(u), err)
+	}
+	runtime.SkipBodyDownload(req)
+	req.SetOperationValue(&callState{})
+	req.SetOperationValue(idleSetting{d: idleTimeout})
+
+	resp, err := c.download.Do(req)
+	if err != nil {
+		return nil, c.transportError(ctx, http.MethodGet, u, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		resp.Body.Close()
+		return nil, newAPIError(resp, body, c.sc, true)
+	}
+	return resp.Body, nil
+}

@@ -1,0 +1,71 @@
+package msapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+func TestDecodePage(t *testing.T) {
+	body := []byte(`{
+	  "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#security/incidents",
+	  "@odata.nextLink": "https://graph.microsoft.com/v1.0/security/incidents?$skiptoken=x",
+	  "value" : [ {"id":"1","alerts":[{"id":"a"},{"id":"b"}]} ,
+	    {"id":"2","s":"[,]\"}"} , 7, "str", null ],
+	  "extra": {"nested": [1, 2, {"value": []}]}
+	}`)
+	values, next, err := decodePage(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`{"id":"1","alerts":[{"id":"a"},{"id":"b"}]}`, `{"id":"2","s":"[,]\"}"}`, `7`, `"str"`, `null`}
+	if len(values) != len(want) {
+		t.Fatalf("got %d values: %q", len(values), values)
+	}
+	for i := range want {
+		if string(values[i]) != want[i] {
+			t.Errorf("value %d = %s, want %s", i, values[i], want[i])
+		}
+	}
+	if next != "https://graph.microsoft.com/v1.0/security/incidents?$skiptoken=x" {
+		t.Fatalf("next = %q", next)
+	}
+
+	if values, _, err := decodePage([]byte(`{"value":[]}`)); err != nil || len(values) != 0 {
+		t.Fatalf("empty page: %v %v", values, err)
+	}
+	for _, bad := range []string{``, `[]`, `{"value":{}}`, `{"value":[1,]}`, `{"value":[1]`, `{"other":1}`, `{"value":[1]} trailing`} {
+		if _, _, err := decodePage([]byte(bad)); err == nil && bad != `{"value":[1]} trailing` {
+			t.Errorf("decodePage(%q) accepted", bad)
+		}
+	}
+}
+
+// FuzzDecodePage checks the zero-copy decoder against encoding/json on arbitrary input.
+func FuzzDecodePage(f *testing.F) {
+	f.Add([]byte(`{"value":[{"a":1}, [2], "x"],"@odata.nextLink":"n"}`))
+	f.Add([]byte(`{"value":[]}`))
+	f.Add([]byte(`{"value":[ {"a":"\u00e9,"} ] ,"b":[{}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		values, next, err := decodePage(body)
+		if err != nil {
+			return
+		}
+		var ref struct {
+			Value    []json.RawMessage `json:"value"`
+			NextLink string            `json:"@odata.nextLink"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		if err := dec.Decode(&ref); err != nil {
+			t.Fatalf("decodePage accepted what encoding/json rejects: %v", err)
+		}
+		if len(ref.Value) != len(values) || ref.NextLink != next {
+			t.Fatalf("got %d values next %q, encoding/json %d values next %q", len(values), next, len(ref.Value), ref.NextLink)
+		}
+		for i := range values {
+			if !bytes.Equal(bytes.TrimSpace(ref.Value[i]), values[i]) {
+				t.Fatalf("value %d: %q vs %q", i, values[i], ref.Value[i])
+			}
+		}
+	})
+}
