@@ -1,0 +1,190 @@
+package beater
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	v2 "github.com/elastic/beats/v7/filebeat/input/v2"
+	"github.com/elastic/beats/v7/libbeat/beat"
+	"github.com/elastic/beats/v7/libbeat/cfgfile"
+	"github.com/elastic/beats/v7/libbeat/statestore"
+	conf "github.com/elastic/elastic-agent-libs/config"
+	"github.com/elastic/elastic-agent-libs/logp"
+
+	"github.com/defenderbeat/defenderbeat/internal/transform"
+	"github.com/defenderbeat/defenderbeat/module/alert"
+	"github.com/defenderbeat/defenderbeat/module/incident"
+	"github.com/defenderbeat/defenderbeat/module/vulnerability"
+)
+
+// dataset is what the beater needs to know of each module.
+type dataset struct {
+	name      string // m365_defender.<name>
+	inputType string
+	plugin    func(*logp.Logger, statestore.States) v2.Plugin
+	check     func(*conf.C) error
+	transform transform.Func
+	probe     func(context.Context, *conf.C, *logp.Logger) error
+}
+
+// datasets lists every input defenderbeat runs.
+var datasets = []dataset{
+	{name: "alert", inputType: alert.InputType, plugin: alert.Spec.Plugin, check: alert.Spec.CheckConfig, transform: alert.Transform, probe: alert.Spec.Probe},
+	{name: "incident", inputType: incident.InputType, plugin: incident.Spec.Plugin, check: incident.Spec.CheckConfig, transform: incident.Transform, probe: incident.Spec.Probe},
+}
+
+func datasetOf(inputType string) (dataset, bool) {
+	i := slices.IndexFunc(datasets, func(d dataset) bool { return d.inputType == inputType })
+	if i < 0 {
+		return dataset{}, false
+	}
+	return datasets[i], true
+}
+
+// Datasets names every dataset, in the order the docs list them.
+func Datasets() []string {
+	names := make([]string, len(datasets))
+	for i, d := range datasets {
+		names[i] = d.name
+	}
+	return names
+}
+
+// processingOnly are datasets whose processing is built but whose input is not yet: the
+// transform command already runs them.
+var processingOnly = map[string]transform.Func{
+	"vulnerability": vulnerability.Transform,
+}
+
+// TransformNames lists every dataset the transform command accepts.
+func TransformNames() []string {
+	names := Datasets()
+	for name := range processingOnly {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// TransformFor returns a dataset's processing, for the `transform` command.
+func TransformFor(name string) (transform.Func, bool) {
+	if fn, ok := processingOnly[name]; ok {
+		return fn, true
+	}
+	i := slices.IndexFunc(datasets, func(d dataset) bool { return d.name == name })
+	if i < 0 {
+		return nil, false
+	}
+	return datasets[i].transform, true
+}
+
+// ProbeInput acquires a token and calls the API once with one input's options.
+func ProbeInput(ctx context.Context, cfg *conf.C, log *logp.Logger) error {
+	typ, _ := cfg.String("type", -1)
+	ds, ok := datasetOf(typ)
+	if !ok {
+		return fmt.Errorf("type: %q is not one of %s", typ, strings.Join(inputTypes(), ", "))
+	}
+	return ds.probe(ctx, cfg, log)
+}
+
+func inputTypes() []string {
+	types := make([]string, len(datasets))
+	for i, d := range datasets {
+		types[i] = d.inputType
+	}
+	return types
+}
+
+// CheckInputs validates every configured input and returns all problems of all inputs at once.
+func CheckInputs(inputs []*conf.C) error {
+	var problems []string
+	ids := map[string]int{}
+	for i, cfg := range inputs {
+		typ, err := cfg.String("type", -1)
+		if err != nil || typ == "" {
+			problems = append(problems, fmt.Sprintf("defenderbeat.inputs[%d]: type: required, one of %s", i, strings.Join(inputTypes(), ", ")))
+			continue
+		}
+		ds, ok := datasetOf(typ)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("defenderbeat.inputs[%d]: type: %q is not one of %s", i, typ, strings.Join(inputTypes(), ", ")))
+			continue
+		}
+		if err := ds.check(cfg); err != nil {
+			problems = append(problems, fmt.Sprintf("defenderbeat.inputs[%d]: %v", i, err))
+		}
+		if id, _ := cfg.String("id", -1); id != "" {
+			if j, dup := ids[id]; dup {
+				problems = append(problems, fmt.Sprintf("defenderbeat.inputs[%d]: id: %q is already used by defenderbeat.inputs[%d]; ids must be unique, each keeps its own cursor", i, id, j))
+			}
+			ids[id] = i
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid configuration:\n%s", strings.Join(problems, "\n"))
+}
+
+// withInputDefaults fills, per dataset, the publishing settings libbeat reads from an input's
+// config (tags, index, host metadata) before the input is created, so standalone documents land
+// where the reference integration's land and carry its default tags.
+type withInputDefaults struct{ next cfgfile.RunnerFactory }
+
+func (f withInputDefaults) Create(p beat.PipelineConnector, cfg *conf.C) (cfgfile.Runner, error) {
+	cfg, err := applyInputDefaults(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return f.next.Create(p, cfg)
+}
+
+func (f withInputDefaults) CheckConfig(cfg *conf.C) error {
+	cfg, err := applyInputDefaults(cfg)
+	if err != nil {
+		return err
+	}
+	return f.next.CheckConfig(cfg)
+}
+
+func applyInputDefaults(in *conf.C) (*conf.C, error) {
+	typ, _ := in.String("type", -1)
+	ds, ok := datasetOf(typ)
+	if !ok {
+		return in, nil // the loader reports the unknown type
+	}
+	cfg, err := conf.NewConfigFrom(in)
+	if err != nil {
+		return nil, err
+	}
+	if !cfg.HasField("tags") {
+		if err := cfg.Merge(map[string]any{"tags": []string{transform.TagForwarded, "m365_defender-" + ds.name}}); err != nil {
+			return nil, err
+		}
+	}
+	var tags struct {
+		Tags []string `config:"tags"`
+	}
+	if err := cfg.Unpack(&tags); err != nil {
+		return nil, err
+	}
+	if slices.Contains(tags.Tags, transform.TagForwarded) && !cfg.HasField("publisher_pipeline") {
+		// Forwarded data describes other machines: the collector's own host.* would be wrong.
+		if err := cfg.SetBool("publisher_pipeline.disable_host", -1, true); err != nil {
+			return nil, err
+		}
+	}
+	if !cfg.HasField("index") {
+		ns, _ := cfg.String("namespace", -1)
+		if ns == "" {
+			ns = "default"
+		}
+		if err := cfg.SetString("index", -1, "logs-m365_defender."+ds.name+"-"+ns); err != nil {
+			return nil, err
+		}
+	}
+	return cfg, nil
+}

@@ -1,0 +1,85 @@
+package graphinput
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/defenderbeat/defenderbeat/internal/msapi"
+)
+
+// Config is one alert or incident input's options (DESIGN.md, "Configuration").
+type Config struct {
+	msapi.Options `config:",inline"`
+
+	Type string `config:"type"`
+	ID   string `config:"id"`
+
+	Interval                  time.Duration `config:"interval"`
+	InitialInterval           time.Duration `config:"initial_interval"`
+	Overlap                   time.Duration `config:"overlap"`
+	BatchSize                 int           `config:"batch_size"`
+	IncludeUnknownEnumMembers bool          `config:"include_unknown_enum_members"`
+	// IncludeAlerts is a pointer so that setting it on an input that has no alerts to expand
+	// is reported instead of silently ignored.
+	IncludeAlerts *bool `config:"include_alerts"`
+
+	Tags      []string `config:"tags"`
+	Namespace string   `config:"namespace"`
+}
+
+func defaultConfig(spec Spec) Config {
+	return Config{
+		Options:         msapi.DefaultOptions(),
+		Interval:        spec.DefaultInterval,
+		InitialInterval: 24 * time.Hour,
+		BatchSize:       spec.MaxBatch,
+		Namespace:       "default",
+	}
+}
+
+// includeAlerts reports whether incidents are listed with $expand=alerts (the default).
+func (c *Config) includeAlerts() bool { return c.IncludeAlerts == nil || *c.IncludeAlerts }
+
+// resolve applies defaults and returns every problem at once, each naming its option, so a
+// user fixes a config in one round instead of one error per start.
+func (c *Config) resolve(spec Spec) error {
+	var errs []error
+	for _, err := range c.Options.Resolve(msapi.Graph) {
+		errs = append(errs, err)
+	}
+	if strings.TrimSpace(c.ID) == "" {
+		errs = append(errs, errors.New("id: required; give every input a stable id, it is part of the cursor key"))
+	}
+	if c.Interval <= 0 {
+		errs = append(errs, fmt.Errorf("interval: must be positive, got %s", c.Interval))
+	}
+	if c.InitialInterval <= 0 {
+		errs = append(errs, fmt.Errorf("initial_interval: must be positive, got %s", c.InitialInterval))
+	}
+	if c.Overlap < 0 {
+		errs = append(errs, fmt.Errorf("overlap: must not be negative, got %s", c.Overlap))
+	}
+	if c.BatchSize < 1 || c.BatchSize > spec.MaxBatch {
+		errs = append(errs, fmt.Errorf("batch_size: must be between 1 and %d (Graph's $top limit for %s), got %d", spec.MaxBatch, spec.Path, c.BatchSize))
+	}
+	if c.IncludeAlerts != nil && !spec.CanExpandAlerts {
+		errs = append(errs, fmt.Errorf("include_alerts: only applies to defender-incident inputs"))
+	}
+	if c.Namespace == "" || strings.ContainsAny(c.Namespace, `\/*?"<>| ,#:-`) || strings.ToLower(c.Namespace) != c.Namespace {
+		errs = append(errs, fmt.Errorf("namespace: %q must be lowercase and free of \\ / * ? \" < > | , # : - and spaces (it is part of the data stream name)", c.Namespace))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	name := c.ID
+	if name == "" {
+		name = "(no id)"
+	}
+	msgs := make([]string, len(errs))
+	for i, err := range errs {
+		msgs[i] = err.Error()
+	}
+	return fmt.Errorf("input %q (type %s): %d problem(s):\n  - %s", name, spec.InputType, len(errs), strings.Join(msgs, "\n  - "))
+}

@@ -1,0 +1,58 @@
+package graphinput
+
+import (
+	"slices"
+	"time"
+)
+
+// graphTimeLayout is Graph's own rendering (7 fractional digits): filtering with the exact value a
+// record carried keeps records that differ only in the last digits apart.
+const graphTimeLayout = "2006-01-02T15:04:05.0000000Z"
+
+// Cursor is what the registry keeps per input: the lastUpdateDateTime of the newest ACKed record,
+// as Graph wrote it, and the ids ACKed at exactly that time. Records sharing that timestamp
+// across a page boundary or a restart are then neither lost (we query `ge`) nor sent twice (we
+// skip the ids).
+type Cursor struct {
+	LastUpdate string   `struct:"last_update" json:"last_update"`
+	IDs        []string `struct:"ids" json:"ids"`
+}
+
+// position is the cursor with its time parsed, as the poll loop advances it.
+type position struct {
+	ts  time.Time
+	raw string
+	ids []string
+}
+
+func positionOf(c Cursor) (position, bool) {
+	if c.LastUpdate == "" {
+		return position{}, false
+	}
+	ts, err := time.Parse(time.RFC3339Nano, c.LastUpdate)
+	if err != nil {
+		return position{}, false
+	}
+	return position{ts: ts, raw: c.LastUpdate, ids: slices.Clone(c.IDs)}, true
+}
+
+func (p position) cursor() Cursor {
+	return Cursor{LastUpdate: p.raw, IDs: slices.Clone(p.ids)}
+}
+
+// seen reports whether a record was already published at the cursor's timestamp.
+func (p position) seen(id string, ts time.Time) bool {
+	return ts.Equal(p.ts) && slices.Contains(p.ids, id)
+}
+
+// advance moves the position to a record that is not older than it.
+func (p *position) advance(id string, raw string, ts time.Time) {
+	switch {
+	case p.raw == "" || ts.After(p.ts):
+		p.ts, p.raw, p.ids = ts, raw, []string{id}
+	case ts.Equal(p.ts):
+		if !slices.Contains(p.ids, id) {
+			p.ids = append(p.ids, id)
+		}
+	}
+}

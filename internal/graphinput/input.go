@@ -1,0 +1,454 @@
+// Package graphinput is the input shared by the alert and incident datasets: both read a Graph
+// security collection incrementally by lastUpdateDateTime, with the same paging, cursor and
+// failure handling. Each dataset supplies a Spec (path, limits, its transform).
+package graphinput
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	v2 "github.com/elastic/beats/v7/filebeat/input/v2"
+	cursor "github.com/elastic/beats/v7/filebeat/input/v2/input-cursor"
+	"github.com/elastic/beats/v7/libbeat/beat"
+	"github.com/elastic/beats/v7/libbeat/feature"
+	"github.com/elastic/beats/v7/libbeat/management/status"
+	"github.com/elastic/beats/v7/libbeat/statestore"
+	conf "github.com/elastic/elastic-agent-libs/config"
+	"github.com/elastic/elastic-agent-libs/logp"
+	"github.com/elastic/elastic-agent-libs/mapstr"
+	"github.com/elastic/go-concert/ctxtool"
+	"github.com/elastic/go-concert/timed"
+
+	"github.com/defenderbeat/defenderbeat/internal/msapi"
+	"github.com/defenderbeat/defenderbeat/internal/transform"
+)
+
+// Spec describes one Graph collection.
+type Spec struct {
+	InputType       string // fixed forever: it is part of every stored cursor key
+	Dataset         string // alert | incident
+	Path            string // e.g. /v1.0/security/alerts_v2
+	Permission      string // the application permission the collection needs
+	DefaultInterval time.Duration
+	MaxBatch        int  // Graph's $top ceiling for the collection
+	CanExpandAlerts bool // incidents: $expand=alerts
+	Transform       transform.Func
+
+	// tuneClient lets tests shorten the client's retry backoff.
+	tuneClient func(*msapi.Options)
+}
+
+// maxSkip is Graph's ceiling for $skip on the security collections.
+const maxSkip = 500
+
+// cursorLifetime keeps an input's cursor for 30 days after it was last used: a Graph cursor
+// cannot be rebuilt, and an input that is paused over a holiday must resume, not restart.
+const cursorLifetime = 30 * 24 * time.Hour
+
+// Plugin registers the collection as a cursor input.
+func (spec Spec) Plugin(log *logp.Logger, store statestore.States) v2.Plugin {
+	return v2.Plugin{
+		Name:       spec.InputType,
+		Stability:  feature.Stable,
+		Deprecated: false,
+		Info:       "Microsoft Graph " + spec.Path,
+		Manager: &cursor.InputManager{
+			Logger:              log,
+			StateStore:          store,
+			Type:                spec.InputType,
+			DefaultCleanTimeout: cursorLifetime,
+			Configure: func(cfg *conf.C, _ *logp.Logger) ([]cursor.Source, cursor.Input, error) {
+				c, err := Configure(spec, cfg)
+				if err != nil {
+					return nil, nil, err
+				}
+				return []cursor.Source{source{tenant: c.TenantID}}, &input{spec: spec, cfg: c}, nil
+			},
+		},
+	}
+}
+
+// CheckConfig reports every problem of an input's options (start-up and `test config`).
+func (spec Spec) CheckConfig(cfg *conf.C) error {
+	_, err := Configure(spec, cfg)
+	return err
+}
+
+// Configure unpacks and validates an input's options.
+func Configure(spec Spec, cfg *conf.C) (Config, error) {
+	c := defaultConfig(spec)
+	if err := cfg.Unpack(&c); err != nil {
+		return c, fmt.Errorf("input type %s: %w", spec.InputType, err)
+	}
+	if spec.tuneClient != nil {
+		spec.tuneClient(&c.Options)
+	}
+	return c, c.resolve(spec)
+}
+
+// source is keyed by tenant, so pointing an input id at another tenant starts a fresh cursor
+// instead of applying one tenant's position to another.
+type source struct{ tenant string }
+
+func (s source) Name() string { return "tenant-" + s.tenant }
+
+type input struct {
+	spec Spec
+	cfg  Config
+}
+
+func (in *input) Name() string { return in.spec.InputType }
+
+func (in *input) Test(_ cursor.Source, ctx v2.TestContext) error {
+	return in.spec.probe(ctxtool.FromCanceller(ctx.Cancelation), in.cfg, ctx.Logger)
+}
+
+// Probe acquires a token and reads one record with an input's options: what
+// `defenderbeat test credentials` reports for it.
+func (spec Spec) Probe(ctx context.Context, cfg *conf.C, log *logp.Logger) error {
+	c, err := Configure(spec, cfg)
+	if err != nil {
+		return err
+	}
+	return spec.probe(ctx, c, log)
+}
+
+func (spec Spec) probe(ctx context.Context, c Config, log *logp.Logger) error {
+	client, err := msapi.NewClient(c.Options, msapi.Graph, log, msapi.NewMetrics(nil))
+	if err != nil {
+		return err
+	}
+	if _, err := client.GetPage(ctx, spec.Path, url.Values{"$top": {"1"}}, nil); err != nil {
+		if hint := msapi.Explain(err); hint != "" {
+			return fmt.Errorf("%w: %s (this input needs the application permission %s with admin consent)", err, hint, spec.Permission)
+		}
+		return err
+	}
+	return nil
+}
+
+func (in *input) Run(ctx v2.Context, _ cursor.Source, cur cursor.Cursor, pub cursor.Publisher) error {
+	log := ctx.Logger
+	metrics := msapi.NewMetrics(ctx.MetricsRegistry)
+	client, err := msapi.NewClient(in.cfg.Options, msapi.Graph, log, metrics)
+	if err != nil {
+		ctx.UpdateStatus(status.Failed, err.Error())
+		return err
+	}
+
+	var stored Cursor
+	if !cur.IsNew() {
+		if err := cur.Unpack(&stored); err != nil {
+			log.Warnw("Stored cursor is unreadable; starting from initial_interval.", "error", err)
+		}
+	}
+	pos, resumed := positionOf(stored)
+	if resumed {
+		log.Infow("Resuming from the stored cursor.", "last_update", pos.raw, "ids_at_last_update", len(pos.ids))
+		metrics.SetCursor(pos.ts)
+	}
+
+	p := &poller{in: in, client: client, pub: pub, log: log, metrics: metrics, ctx: ctx}
+	runCtx := ctxtool.FromCanceller(ctx.Cancelation)
+	ctx.UpdateStatus(status.Running, "")
+	for {
+		wait := in.cfg.Interval
+		pos, err = p.poll(runCtx, pos)
+		if err != nil {
+			if runCtx.Err() != nil {
+				return nil
+			}
+			p.report(err)
+			// Graph asked for a longer pause than the client waits within one call.
+			var apiErr *msapi.APIError
+			if errors.As(err, &apiErr) && apiErr.RetryAfter > wait {
+				wait = apiErr.RetryAfter
+			}
+		}
+		if err := timed.Wait(ctx.Cancelation, wait); err != nil {
+			return nil
+		}
+	}
+}
+
+// poller runs one interval's worth of requests.
+type poller struct {
+	in      *input
+	client  *msapi.Client
+	pub     cursor.Publisher
+	log     *logp.Logger
+	metrics *msapi.Metrics
+	ctx     v2.Context
+
+	// expandBroken is set once $expand=alerts keeps failing with 5xx during a run: the run then
+	// lists incidents without it and fetches each incident's alerts on its own.
+	expandBroken bool
+	degraded     string
+}
+
+// record is what the cursor needs from any Graph security record.
+type record struct {
+	ID         string `json:"id"`
+	LastUpdate string `json:"lastUpdateDateTime"`
+}
+
+func (p *poller) poll(ctx context.Context, pos position) (position, error) {
+	cfg := &p.in.cfg
+	p.expandBroken, p.degraded = false, ""
+
+	lower := time.Now().UTC().Add(-cfg.InitialInterval)
+	if pos.raw != "" {
+		lower = pos.ts.Add(-cfg.Overlap)
+	}
+	from := lower.UTC().Format(graphTimeLayout)
+	if pos.raw != "" && cfg.Overlap == 0 {
+		// Exactly as Graph wrote it, so no digit is lost to our own formatting.
+		from = pos.raw
+	}
+
+	query := p.listQuery(from, 0)
+	next := p.in.spec.Path
+	for {
+		page, err := p.getPage(ctx, next, query)
+		if err != nil {
+			return pos, err
+		}
+		firstTS, wholePageOneTS, published, err := p.publishPage(ctx, page, &pos)
+		if err != nil {
+			return pos, err
+		}
+		if page.NextLink != "" {
+			next, query = page.NextLink, nil
+			continue
+		}
+		if len(page.Values) < cfg.BatchSize {
+			break
+		}
+		// A full page without nextLink: Graph stopped paging for us. Continue from the newest
+		// timestamp we have; records already sent at that instant are skipped by id.
+		skip := 0
+		if wholePageOneTS && firstTS.Equal(pos.ts) {
+			// Every record of the page shares one instant, so `ge` alone would return the same
+			// page again: step over the ones we have within that instant.
+			skip = len(pos.ids)
+			if skip > maxSkip {
+				p.degraded = fmt.Sprintf("more than %d records share lastUpdateDateTime %s and Graph returned no nextLink; the rest of them cannot be paged (Graph allows $skip <= %d). They will be retried next interval.", maxSkip, pos.raw, maxSkip)
+				break
+			}
+		} else if published == 0 {
+			p.degraded = fmt.Sprintf("a full page without nextLink brought no new record at lastUpdateDateTime %s; stopping this run to avoid a loop", pos.raw)
+			break
+		}
+		next, query = p.in.spec.Path, p.listQuery(pos.raw, skip)
+	}
+	if p.degraded != "" {
+		p.log.Warn(p.degraded)
+		p.ctx.UpdateStatus(status.Degraded, p.degraded)
+	} else {
+		p.ctx.UpdateStatus(status.Running, "")
+	}
+	return pos, nil
+}
+
+func (p *poller) listQuery(from string, skip int) url.Values {
+	q := url.Values{
+		"$filter":  {"lastUpdateDateTime ge " + from},
+		"$orderby": {"lastUpdateDateTime asc"},
+		"$top":     {strconv.Itoa(p.in.cfg.BatchSize)},
+	}
+	if skip > 0 {
+		q.Set("$skip", strconv.Itoa(skip))
+	}
+	if p.expands() {
+		q.Set("$expand", "alerts")
+	}
+	return q
+}
+
+func (p *poller) expands() bool {
+	return p.in.spec.CanExpandAlerts && p.in.cfg.includeAlerts() && !p.expandBroken
+}
+
+func (p *poller) headers() http.Header {
+	h := http.Header{}
+	if p.in.cfg.IncludeUnknownEnumMembers {
+		h.Set("Prefer", "include-unknown-enum-members")
+	}
+	return h
+}
+
+// getPage fetches one page; when an expanded incident listing keeps failing on the server side,
+// it switches the run to listing without $expand (alerts are then fetched per incident).
+func (p *poller) getPage(ctx context.Context, next string, query url.Values) (*msapi.Page, error) {
+	page, err := p.client.GetPage(ctx, next, query, p.headers())
+	if err == nil || !p.expands() || !isServerError(err) {
+		return page, err
+	}
+	p.expandBroken = true
+	p.degraded = fmt.Sprintf("listing incidents with $expand=alerts keeps failing (%v); falling back to fetching each incident's alerts separately", err)
+	p.log.Warn(p.degraded)
+	p.ctx.UpdateStatus(status.Degraded, p.degraded)
+	next, query = withoutExpand(next, query)
+	return p.client.GetPage(ctx, next, query, p.headers())
+}
+
+func withoutExpand(next string, query url.Values) (string, url.Values) {
+	if query != nil {
+		q := url.Values{}
+		for k, v := range query {
+			if k != "$expand" {
+				q[k] = v
+			}
+		}
+		return next, q
+	}
+	u, err := url.Parse(next)
+	if err != nil {
+		return next, nil
+	}
+	q := u.Query()
+	q.Del("$expand")
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+func isServerError(err error) bool {
+	var apiErr *msapi.APIError
+	return errors.As(err, &apiErr) && apiErr.StatusCode >= 500
+}
+
+// publishPage publishes every record not yet sent and advances pos. It returns the first
+// record's time, whether all records shared it, and how many records were new.
+func (p *poller) publishPage(ctx context.Context, page *msapi.Page, pos *position) (time.Time, bool, int, error) {
+	if page.Partial {
+		p.log.Warnw("Graph answered 206: some providers did not respond, the page may be incomplete.", "warning", page.Warning)
+	}
+	var firstTS time.Time
+	oneTS := true
+	published := 0
+	for i, raw := range page.Values {
+		var rec record
+		err := json.Unmarshal(raw, &rec)
+		var ts time.Time
+		if err == nil {
+			ts, err = time.Parse(time.RFC3339Nano, rec.LastUpdate)
+			if err == nil && rec.ID == "" {
+				err = errors.New("record has no id")
+			}
+		}
+		if err != nil {
+			// Without an id and time the record cannot move the cursor, but it is kept.
+			p.publishOne(transform.ErrorEvent(raw, fmt.Errorf("unusable Graph record: %w", err), p.opts(), time.Now()), nil)
+			continue
+		}
+		if i == 0 {
+			firstTS = ts
+		} else if !ts.Equal(firstTS) {
+			oneTS = false
+		}
+		if pos.seen(rec.ID, ts) {
+			continue
+		}
+		pos.advance(rec.ID, rec.LastUpdate, ts)
+		body := raw
+		if p.expandBroken && p.in.spec.CanExpandAlerts && p.in.cfg.includeAlerts() {
+			body = p.fetchExpanded(ctx, rec.ID, raw)
+		}
+		p.publishRecord(body, pos.cursor())
+		published++
+		p.metrics.SetCursor(pos.ts)
+		if ctx.Err() != nil {
+			return firstTS, oneTS, published, ctx.Err()
+		}
+	}
+	return firstTS, oneTS, published, nil
+}
+
+// fetchExpanded reads one incident with its alerts; if even that fails, the incident is
+// published without alerts rather than holding the cursor on it.
+func (p *poller) fetchExpanded(ctx context.Context, id string, listed json.RawMessage) json.RawMessage {
+	resp, err := p.client.Get(ctx, p.in.spec.Path+"/"+url.PathEscape(id), url.Values{"$expand": {"alerts"}}, p.headers())
+	if err != nil {
+		p.log.Warnw("Could not read an incident's alerts; publishing the incident without them.", "incident_id", id, "error", err)
+		return listed
+	}
+	return resp.Body
+}
+
+// publishRecord transforms one record and publishes its documents; the cursor update rides on
+// the last one, so the cursor moves only when the whole record is ACKed.
+func (p *poller) publishRecord(raw []byte, cur Cursor) {
+	opts := p.opts()
+	var pending *beat.Event
+	err := p.in.spec.Transform(raw, opts, func(ev beat.Event) {
+		if pending != nil {
+			p.publishOne(*pending, nil)
+		}
+		pending = &ev
+	})
+	if err != nil {
+		if pending != nil {
+			p.publishOne(*pending, nil)
+		}
+		ev := transform.ErrorEvent(raw, err, opts, time.Now())
+		pending = &ev
+	}
+	if pending == nil {
+		// The processing dropped the record: nothing to publish, and the cursor moves with
+		// the next record that is published.
+		return
+	}
+	p.publishOne(*pending, cur)
+}
+
+func (p *poller) opts() transform.Options { return transform.Options{Tags: p.in.cfg.Tags} }
+
+func (p *poller) publishOne(ev beat.Event, cur any) {
+	decorate(&ev, p.in.spec.Dataset, p.in.cfg.Namespace)
+	if err := p.pub.Publish(ev, cur); err != nil {
+		return // shutting down; the cursor stays at the last ACKed record
+	}
+	p.metrics.AddEvents(1)
+}
+
+// decorate adds what the transform leaves to the input: where the document goes. Tags are
+// removed because libbeat adds the input's configured tags itself.
+func decorate(ev *beat.Event, dataset, namespace string) {
+	if ev.Fields == nil {
+		ev.Fields = mapstr.M{}
+	}
+	ev.Fields.Delete("tags")
+	full := "m365_defender." + dataset
+	_, _ = ev.Fields.Put("event.dataset", full)
+	ev.Fields["data_stream"] = mapstr.M{"type": "logs", "dataset": full, "namespace": namespace}
+}
+
+// report logs a failed run once and sets the status an operator sees in Fleet.
+func (p *poller) report(err error) {
+	hint := msapi.Explain(err)
+	if msapi.IsAuth(err) {
+		msg := fmt.Sprintf("%s: %v. %s (needs application permission %s, tenant %s). The cursor is kept; retrying in %s.",
+			p.in.spec.Path, err, hint, p.in.spec.Permission, p.in.cfg.TenantID, p.in.cfg.Interval)
+		p.log.Error(msg)
+		var apiErr *msapi.APIError
+		if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusForbidden {
+			p.ctx.UpdateStatus(status.Degraded, msg)
+		} else {
+			p.ctx.UpdateStatus(status.Failed, msg)
+		}
+		return
+	}
+	msg := fmt.Sprintf("%s: %v. The cursor is kept; retrying in %s.", p.in.spec.Path, err, p.in.cfg.Interval)
+	if hint != "" {
+		msg = strings.TrimSuffix(msg, ".") + " (" + hint + ")"
+	}
+	p.log.Error(msg)
+	p.ctx.UpdateStatus(status.Degraded, msg)
+}

@@ -1,0 +1,389 @@
+package graphinput
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/elastic/beats/v7/libbeat/beat"
+	"github.com/elastic/beats/v7/libbeat/management/status"
+	"github.com/elastic/elastic-agent-libs/mapstr"
+
+	"github.com/defenderbeat/defenderbeat/internal/msapi"
+	"github.com/defenderbeat/defenderbeat/internal/simulator"
+	"github.com/defenderbeat/defenderbeat/internal/transform"
+)
+
+// The input is tested with minimal transforms so that these tests are about paging, cursor and
+// failure handling only; the datasets' own golden tests cover the mapping.
+
+func recordDoc(raw []byte) (mapstr.M, error) {
+	var r struct {
+		ID         string            `json:"id"`
+		LastUpdate string            `json:"lastUpdateDateTime"`
+		Alerts     []json.RawMessage `json:"alerts"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, err
+	}
+	return mapstr.M{"record": mapstr.M{"id": r.ID, "last_update": r.LastUpdate, "alerts": len(r.Alerts)}}, nil
+}
+
+func testAlertTransform(raw []byte, _ transform.Options, emit transform.Emit) error {
+	doc, err := recordDoc(raw)
+	if err != nil {
+		return err
+	}
+	id, _ := doc.GetValue("record.id")
+	lu, _ := doc.GetValue("record.last_update")
+	emit(beat.Event{Timestamp: time.Now(), Fields: doc, Meta: mapstr.M{"_id": fmt.Sprint(id, "/", lu)}})
+	return nil
+}
+
+// testIncidentTransform emits one document per expanded alert, or one for an incident without.
+func testIncidentTransform(raw []byte, _ transform.Options, emit transform.Emit) error {
+	var r struct {
+		ID         string `json:"id"`
+		LastUpdate string `json:"lastUpdateDateTime"`
+		Alerts     []struct {
+			ID string `json:"id"`
+		} `json:"alerts"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return err
+	}
+	if len(r.Alerts) == 0 {
+		emit(beat.Event{Fields: mapstr.M{"record": mapstr.M{"id": r.ID, "last_update": r.LastUpdate}}, Meta: mapstr.M{"_id": r.ID + "/" + r.LastUpdate}})
+		return nil
+	}
+	for _, a := range r.Alerts {
+		emit(beat.Event{Fields: mapstr.M{"record": mapstr.M{"id": r.ID, "last_update": r.LastUpdate, "alert": a.ID}}, Meta: mapstr.M{"_id": r.ID + "/" + r.LastUpdate + "/" + a.ID}})
+	}
+	return nil
+}
+
+var (
+	alertSpec = Spec{
+		InputType: "defender-alert", Dataset: "alert", Path: "/v1.0/security/alerts_v2",
+		Permission: "SecurityAlert.Read.All", DefaultInterval: time.Minute, MaxBatch: 1000,
+		Transform: testAlertTransform, tuneClient: fastRetries,
+	}
+	incidentSpec = Spec{
+		InputType: "defender-incident", Dataset: "incident", Path: "/v1.0/security/incidents",
+		Permission: "SecurityIncident.Read.All", DefaultInterval: time.Minute, MaxBatch: 50,
+		CanExpandAlerts: true, Transform: testIncidentTransform, tuneClient: fastRetries,
+	}
+)
+
+// fastRetries keeps the client's backoff short so that retry tests take seconds, not minutes.
+func fastRetries(o *msapi.Options) { o.SetRetryBackoff(50*time.Millisecond, 1500*time.Millisecond) }
+
+func startSim(t *testing.T, cfg simulator.Config) *simulator.Server {
+	t.Helper()
+	sim, err := simulator.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	return sim
+}
+
+func metaIDs(events []beat.Event) []string {
+	ids := make([]string, 0, len(events))
+	for _, ev := range events {
+		ids = append(ids, fmt.Sprint(ev.Meta["_id"]))
+	}
+	return ids
+}
+
+func assertUnique(t *testing.T, ids []string) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			t.Fatalf("document %s published twice", id)
+		}
+		seen[id] = true
+	}
+}
+
+func countRequests(sim *simulator.Server, path, querySubstring string) int {
+	n := 0
+	for _, r := range sim.Requests() {
+		if r.Path == path && strings.Contains(r.RawQuery, querySubstring) {
+			n++
+		}
+	}
+	return n
+}
+
+// putAlerts replaces the simulator's data with n alerts sharing one lastUpdateDateTime.
+func putAlertsAt(sim *simulator.Server, prefix string, n int, lastUpdate string) []string {
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = fmt.Sprintf("%s-%04d", prefix, i)
+		sim.PutAlert(map[string]any{
+			"id":                 ids[i],
+			"lastUpdateDateTime": lastUpdate,
+			"createdDateTime":    lastUpdate,
+			"severity":           "medium",
+			"status":             "new",
+			"title":              "test alert " + ids[i],
+		})
+	}
+	return ids
+}
+
+func recordIDs(t *testing.T, events []beat.Event) []string {
+	return idsOf(t, events, "record.id")
+}
+
+func TestFirstRunThenIncrementalWithRestart(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 7, Alerts: 120, Incidents: 5})
+	h := newHarness(t)
+	settings := simSettings(sim, "alerts", map[string]any{"batch_size": 25})
+
+	h.run(alertSpec, settings, 20*time.Second, func() bool { return len(h.published()) >= 120 })
+	first := h.published()
+	if len(first) != 120 {
+		t.Fatalf("first run published %d documents, want the 120 alerts", len(first))
+	}
+	assertUnique(t, metaIDs(first))
+	if countRequests(sim, alertSpec.Path, "$top=25") == 0 {
+		t.Fatalf("no request carried $top=25: %+v", sim.Requests())
+	}
+	for _, ev := range first {
+		if ev.Fields["data_stream"].(mapstr.M)["dataset"] != "m365_defender.alert" {
+			t.Fatalf("document without data_stream.dataset: %v", ev.Fields)
+		}
+	}
+
+	// New and updated alerts appear; a restarted input (same registry) fetches exactly those.
+	sim.Tick()
+	sim.Tick()
+	h2 := newHarness(t)
+	h2.dir = h.dir
+	time.Sleep(10 * time.Millisecond)
+	h2.run(alertSpec, settings, 20*time.Second, func() bool { return len(h2.published()) > 0 && h2.lastStatus().status == status.Running })
+	// Give it one more interval to prove it does not re-read what it has.
+	time.Sleep(300 * time.Millisecond)
+	second := h2.published()
+	if len(second) == 0 {
+		t.Fatal("restarted input published nothing after the tenant changed")
+	}
+	firstIDs := metaIDs(first)
+	for _, id := range metaIDs(second) {
+		if slices.Contains(firstIDs, id) {
+			t.Fatalf("restart re-published already ACKed document %s", id)
+		}
+	}
+	assertUnique(t, metaIDs(second))
+}
+
+func TestRecordsSharingOneTimestampAcrossPages(t *testing.T) {
+	for _, withNextLink := range []bool{true, false} {
+		t.Run(fmt.Sprintf("nextLink=%v", withNextLink), func(t *testing.T) {
+			sim := startSim(t, simulator.Config{Seed: 3, Alerts: 1, Incidents: 1})
+			sim.Reset()
+			ts := time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04:05.0000000Z")
+			want := putAlertsAt(sim, "same", 30, ts) // 3 pages of 10 on one instant
+			later := putAlertsAt(sim, "later", 5, time.Now().UTC().Add(-time.Minute).Format("2006-01-02T15:04:05.0000000Z"))
+			want = append(want, later...)
+			if !withNextLink {
+				sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultNoNextLink, Times: -1})
+			}
+			h := newHarness(t)
+			h.run(alertSpec, simSettings(sim, "same-ts", map[string]any{"batch_size": 10}), 20*time.Second,
+				func() bool { return len(h.published()) >= len(want) })
+			time.Sleep(300 * time.Millisecond) // more intervals: nothing may come twice
+			got := recordIDs(t, h.published())
+			assertUnique(t, got)
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Fatalf("got %d records %v, want %d %v", len(got), got, len(want), want)
+			}
+			if !withNextLink && countRequests(sim, alertSpec.Path, "$skip=") == 0 {
+				t.Fatal("a page sharing one timestamp without nextLink must be stepped with $skip")
+			}
+		})
+	}
+}
+
+func TestUnackedDocumentsAreSentAgainAfterRestart(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 11, Alerts: 40, Incidents: 2})
+	settings := simSettings(sim, "outage", map[string]any{"batch_size": 10})
+
+	// The output takes everything but acknowledges only the first 15: an outage mid-stream.
+	h := newHarness(t)
+	h.autoAck = false
+	h.run(alertSpec, settings, 20*time.Second, func() bool {
+		if len(h.published()) >= 40 {
+			h.ack(15)
+			return true
+		}
+		return false
+	})
+	first := h.published()
+
+	h2 := newHarness(t)
+	h2.dir = h.dir
+	h2.run(alertSpec, settings, 20*time.Second, func() bool { return len(h2.published()) >= 25 })
+	time.Sleep(300 * time.Millisecond)
+	second := h2.published()
+	if len(second) != 25 {
+		t.Fatalf("after restart %d documents were re-sent, want the 25 not acknowledged", len(second))
+	}
+	ackedIDs := metaIDs(first[:15])
+	resent := metaIDs(second)
+	for _, id := range resent {
+		if slices.Contains(ackedIDs, id) {
+			t.Fatalf("acknowledged document %s was sent again", id)
+		}
+	}
+	if !slices.Equal(resent, metaIDs(first[15:])) {
+		t.Fatal("the re-sent documents are not exactly the unacknowledged ones, in order")
+	}
+}
+
+func TestThrottlingAndServerErrorsAreRetried(t *testing.T) {
+	cases := []simulator.Fault{
+		{Path: alertSpec.Path, Status: 429, RetryAfter: "1", Times: 2},
+		{Path: alertSpec.Path, Status: 429, Times: 2},
+		{Path: alertSpec.Path, Status: 503, Times: 3},
+	}
+	for _, f := range cases {
+		t.Run(fmt.Sprintf("%d-retry-after-%q", f.Status, f.RetryAfter), func(t *testing.T) {
+			sim := startSim(t, simulator.Config{Seed: 5, Alerts: 12, Incidents: 1})
+			sim.AddFault(f)
+			h := newHarness(t)
+			start := time.Now()
+			h.run(alertSpec, simSettings(sim, "retry", nil), 30*time.Second, func() bool { return len(h.published()) >= 12 })
+			if f.RetryAfter == "1" && time.Since(start) < 2*time.Second {
+				t.Fatalf("Retry-After: 1 twice was not honoured (done in %s)", time.Since(start))
+			}
+			assertUnique(t, metaIDs(h.published()))
+			if n := countRequests(sim, alertSpec.Path, ""); n < f.Times+1 {
+				t.Fatalf("%d requests, want the %d failures retried", n, f.Times)
+			}
+		})
+	}
+}
+
+func TestExpiredTokenIsRefreshed(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 9, Alerts: 10, Incidents: 1})
+	h := newHarness(t)
+	settings := simSettings(sim, "expiry", nil)
+	h.run(alertSpec, settings, 20*time.Second, func() bool { return len(h.published()) >= 10 })
+	issued := sim.TokensIssued()
+	sim.ExpireTokens()
+	sim.Tick()
+	h.run(alertSpec, settings, 20*time.Second, func() bool { return len(h.published()) > 10 })
+	if sim.TokensIssued() <= issued {
+		t.Fatal("no new token was requested after the old one was rejected")
+	}
+}
+
+func TestAuthFailureKeepsCursorAndPublishesNothing(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 2, Alerts: 5, Incidents: 1})
+	for _, tc := range []struct {
+		name   string
+		status int
+		want   status.Status
+	}{{"unauthorized", 401, status.Failed}, {"forbidden", 403, status.Degraded}} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim.ClearFaults()
+			sim.AddFault(simulator.Fault{Path: alertSpec.Path, Status: tc.status, Times: -1})
+			h := newHarness(t)
+			h.run(alertSpec, simSettings(sim, "auth-"+tc.name, nil), 10*time.Second, func() bool { return h.sawStatus(tc.want) })
+			if n := len(h.published()); n != 0 {
+				t.Fatalf("%d documents published for a %d", n, tc.status)
+			}
+			if msg := h.lastStatus().msg; !strings.Contains(msg, "SecurityAlert.Read.All") {
+				t.Fatalf("status message does not name the permission: %q", msg)
+			}
+			// Once the permission is granted the same input collects everything.
+			sim.ClearFaults()
+			h.run(alertSpec, simSettings(sim, "auth-"+tc.name, nil), 10*time.Second, func() bool { return len(h.published()) >= 5 })
+		})
+	}
+}
+
+func TestIncidentExpandFallback(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 4, Alerts: 60, Incidents: 8})
+	// Only the listing is poisoned; the per-incident reads also carry $expand and succeed.
+	sim.AddFault(simulator.Fault{Path: incidentSpec.Path, ExactPath: true, Query: "$expand=alerts", Status: 500, Times: -1})
+	h := newHarness(t)
+	settings := simSettings(sim, "incidents", map[string]any{"batch_size": 5})
+	h.run(incidentSpec, settings, 30*time.Second, func() bool { return h.sawStatus(status.Degraded) && len(h.published()) > 0 })
+	time.Sleep(500 * time.Millisecond)
+	events := h.published()
+	withAlerts := 0
+	for _, ev := range events {
+		if _, err := ev.Fields.GetValue("record.alert"); err == nil {
+			withAlerts++
+		}
+	}
+	if withAlerts == 0 {
+		t.Fatalf("fallback published no alert of any incident: %d documents", len(events))
+	}
+	assertUnique(t, metaIDs(events))
+}
+
+func TestForeignNextLinkIsRejected(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 6, Alerts: 30, Incidents: 1})
+	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultForeignNextLink, Times: -1})
+	h := newHarness(t)
+	h.run(alertSpec, simSettings(sim, "foreign", map[string]any{"batch_size": 10}), 10*time.Second,
+		func() bool { return h.sawStatus(status.Degraded) })
+	if msg := h.lastStatus().msg; !strings.Contains(msg, "evil.example.test") {
+		t.Fatalf("status does not name the foreign host: %q", msg)
+	}
+}
+
+func TestOversizedAndMalformedPagesDoNotStallOrCrash(t *testing.T) {
+	for _, f := range []simulator.Fault{
+		{Path: alertSpec.Path, Kind: simulator.FaultHugeBody, HugeBytes: 2 << 20, Times: 1},
+		{Path: alertSpec.Path, Kind: simulator.FaultMalformedJSON, Times: 1},
+	} {
+		t.Run(f.Kind.String(), func(t *testing.T) {
+			sim := startSim(t, simulator.Config{Seed: 8, Alerts: 10, Incidents: 1})
+			sim.AddFault(f)
+			h := newHarness(t)
+			h.run(alertSpec, simSettings(sim, "bad-page", map[string]any{"max_response_bytes": 1 << 20}), 20*time.Second,
+				func() bool { return h.sawStatus(status.Degraded) && len(h.published()) >= 10 })
+			assertUnique(t, metaIDs(h.published()))
+		})
+	}
+}
+
+func TestPartialAnswerIsPublished(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 10, Alerts: 10, Incidents: 1})
+	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultPartial, Times: 1})
+	h := newHarness(t)
+	h.run(alertSpec, simSettings(sim, "partial", nil), 10*time.Second, func() bool { return len(h.published()) >= 10 })
+}
+
+func TestConfigProblemsAreAllReported(t *testing.T) {
+	_, err := Configure(alertSpec, mustConfig(t, map[string]any{
+		"batch_size": 5000,
+		"interval":   "-1s",
+		"cloud":      "mars",
+		"namespace":  "Bad-NS",
+	}))
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, want := range []string{"id:", "batch_size:", "interval:", "cloud:", "namespace:", "tenant_id", "client_id"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+	_, err = Configure(alertSpec, mustConfig(t, map[string]any{"include_alerts": true}))
+	if err == nil || !strings.Contains(err.Error(), "include_alerts") {
+		t.Fatalf("include_alerts on an alert input not reported: %v", err)
+	}
+}

@@ -1,0 +1,86 @@
+//go:build mage
+
+// Build, generate and test defenderbeat: "go tool mage -l" lists the targets.
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/magefile/mage/mg"
+	"github.com/magefile/mage/sh"
+
+	devtools "github.com/elastic/beats/v7/dev-tools/mage"
+)
+
+func init() {
+	// Without it dev-tools names the fields asset after the folder, and the template loses our fields.
+	devtools.BeatName = "defenderbeat"
+	devtools.BeatDescription = "Ships Microsoft Defender XDR alerts, incidents, events and vulnerabilities."
+	devtools.BeatLicense = "ASL 2.0"
+}
+
+// Build compiles a release binary: static, stripped, with version and commit stamped.
+func Build() error {
+	commit, _ := sh.Output("git", "rev-parse", "HEAD")
+	if commit == "" {
+		commit = "unknown"
+	}
+	ldflags := strings.Join([]string{
+		"-s", "-w",
+		"-X github.com/elastic/beats/v7/libbeat/version.commit=" + commit,
+		"-X github.com/elastic/beats/v7/libbeat/version.buildTime=" + time.Now().UTC().Format(time.RFC3339),
+	}, " ")
+	return sh.RunWith(map[string]string{"CGO_ENABLED": "0"},
+		"go", "build", "-trimpath", "-ldflags", ldflags, "-o", "defenderbeat", ".")
+}
+
+// Update regenerates everything derived from _meta and module/*/_meta.
+func Update() { mg.SerialDeps(Fields, Config) }
+
+// Fields writes include/fields.yml from libbeat's ECS fields, _meta/fields.common.yml and every
+// module/<dataset>/_meta/fields.yml.
+func Fields() error {
+	return devtools.GenerateFieldsYAMLTo("include/fields.yml", "module")
+}
+
+// Config writes defenderbeat.yml and defenderbeat.reference.yml; the reference carries every
+// dataset's own _meta/config.yml so docs and code cannot drift.
+func Config() error {
+	if err := os.MkdirAll("build/config", 0o755); err != nil {
+		return err
+	}
+	snippets, err := filepath.Glob("module/*/_meta/config.yml")
+	if err != nil {
+		return err
+	}
+	var ref strings.Builder
+	ref.WriteString("{{define \"beat.reference.yml.tmpl\"}}\n")
+	ref.WriteString("######################## defenderbeat Configuration Reference ###################\n\n")
+	ref.WriteString("# ============================== Inputs =======================================\n\n")
+	ref.WriteString("defenderbeat.inputs:\n")
+	for _, s := range snippets {
+		body, err := os.ReadFile(s)
+		if err != nil {
+			return err
+		}
+		ref.Write(body)
+		ref.WriteString("\n")
+	}
+	ref.WriteString("# Where the cursors are kept, relative to path.data.\n#defenderbeat.registry.path: registry\n{{end}}\n")
+	refTmpl := "build/config/beat.reference.yml.tmpl"
+	if err := os.WriteFile(refTmpl, []byte(ref.String()), 0o644); err != nil {
+		return err
+	}
+	p := devtools.DefaultConfigFileParams()
+	p.Templates = append(p.Templates, "_meta/config/*.tmpl", refTmpl)
+	p.ExtraVars["ExcludeDashboards"] = false
+	return devtools.Config(devtools.ShortConfigType|devtools.ReferenceConfigType, p, ".")
+}
+
+// Test runs every test the README's test command runs.
+func Test() error {
+	return sh.RunV("./scripts/test")
+}
