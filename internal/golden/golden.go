@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/elastic/beats/v7/libbeat/beat"
+
+	"github.com/defenderbeat/defenderbeat/internal/transform"
 	"github.com/elastic/elastic-agent-libs/config"
 )
 
@@ -23,15 +25,10 @@ import (
 // milliseconds, the way Elasticsearch's date processor prints them.
 const TimestampLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// Document turns an event into the JSON document the output would carry: its fields plus
-// @timestamp. The value is decoded from real JSON so that types compare as they would on the wire.
+// Document turns an event into the JSON document the output would carry (transform.Document),
+// decoded from real JSON so that types compare as they would on the wire.
 func Document(ev beat.Event) (map[string]any, error) {
-	fields := make(map[string]any, len(ev.Fields)+1)
-	for k, v := range ev.Fields {
-		fields[k] = v
-	}
-	fields["@timestamp"] = ev.Timestamp.UTC().Format(TimestampLayout)
-	raw, err := json.Marshal(fields)
+	raw, err := json.Marshal(transform.Document(ev))
 	if err != nil {
 		return nil, fmt.Errorf("event is not JSON-encodable: %w", err)
 	}

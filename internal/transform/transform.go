@@ -4,6 +4,8 @@
 package transform
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
 	"time"
 
@@ -58,7 +60,9 @@ func ErrorEvent(raw []byte, err error, opts Options, now time.Time) beat.Event {
 	if len(opts.Tags) > 0 {
 		fields["tags"] = slices.Clone(opts.Tags)
 	}
-	return beat.Event{Timestamp: now, Fields: fields}
+	// The same bad record read twice (a retry, a restart) must be indexed once.
+	sum := sha256.Sum256(raw)
+	return beat.Event{Timestamp: now, Fields: fields, Meta: mapstr.M{"_id": "error-" + hex.EncodeToString(sum[:16])}}
 }
 
 // Document renders an event as the JSON object the processing contract defines: the fields

@@ -9,7 +9,6 @@ import (
 
 	"github.com/elastic/beats/v7/libbeat/beat"
 
-	"github.com/defenderbeat/defenderbeat/internal/fieldscheck"
 	"github.com/defenderbeat/defenderbeat/internal/golden"
 	"github.com/defenderbeat/defenderbeat/internal/transform"
 )
@@ -31,87 +30,13 @@ var referenceDeviations = map[string][]golden.Deviation{
 	},
 }
 
-func TestReferencePairs(t *testing.T) {
-	cases, err := golden.FindCases(filepath.Join("testdata", "reference"))
-	if err != nil || len(cases) == 0 {
-		t.Fatalf("no reference cases: %v", err)
-	}
-	for _, c := range cases {
-		t.Run(c.Name, func(t *testing.T) {
-			golden.Check(t, c, Transform, golden.Options{Deviations: referenceDeviations[c.Name]}, false)
-			golden.CheckDeviationsNeeded(t, c, Transform, referenceDeviations[c.Name])
-		})
-	}
-}
+var suite = golden.Suite{Transform: Transform, Deviations: referenceDeviations}
 
-func TestGolden(t *testing.T) {
-	cases, err := golden.FindCases("testdata")
-	if err != nil || len(cases) == 0 {
-		t.Fatalf("no golden cases: %v", err)
-	}
-	for _, c := range cases {
-		t.Run(c.Name, func(t *testing.T) {
-			golden.Check(t, c, Transform, golden.Options{}, *update)
-		})
-	}
-}
+func TestReferencePairs(t *testing.T) { suite.ReferencePairs(t) }
 
-// TestFieldsDeclared checks every field of every golden output against the fields.yml files the
-// template is built from.
-func TestFieldsDeclared(t *testing.T) {
-	ecs, err := fieldscheck.LibbeatECSFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema, err := fieldscheck.Load(ecs, filepath.Join("..", "..", "_meta", "fields.common.yml"), filepath.Join("_meta", "fields.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var all []golden.Case
-	for _, dir := range []string{"testdata", filepath.Join("testdata", "reference")} {
-		cases, err := golden.FindCases(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, cases...)
-	}
-	checked := 0
-	for _, c := range all {
-		tags, err := c.Tags()
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines, err := golden.ReadLines(c.Input)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// With and without the duplicate copies, so both shapes are covered.
-		for _, extra := range [][]string{nil, {transform.TagPreserveDuplicateCustom, transform.TagPreserveOriginal}} {
-			out, err := golden.Process(lines, Transform, transform.Options{Tags: append(append([]string(nil), tags...), extra...)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, entry := range out.Entries {
-				doc, ok := entry.(map[string]any)
-				if !ok || isErrorDoc(doc) {
-					continue
-				}
-				checked++
-				for _, p := range schema.Check(doc) {
-					t.Errorf("%s entry %d: %s", c.Name, i+1, p)
-				}
-			}
-		}
-	}
-	if checked == 0 {
-		t.Fatal("no documents checked")
-	}
-}
+func TestGolden(t *testing.T) { suite.Cases(t, *update) }
 
-func isErrorDoc(doc map[string]any) bool {
-	ev, _ := doc["event"].(map[string]any)
-	return ev["kind"] == "pipeline_error"
-}
+func TestFieldsDeclared(t *testing.T) { suite.FieldsDeclared(t) }
 
 const minimal = `{"id":"a1","providerAlertId":"p1","incidentId":"7","lastUpdateDateTime":"2024-05-01T10:00:00.1234567Z","severity":"high","serviceSource":"microsoftDefenderForEndpoint","title":"t","description":"d","tenantId":"tn","assignedTo":"analyst@contoso.com","category":"Execution","mitreTechniques":["T1059"],"evidence":[{"@odata.type":"#microsoft.graph.security.ipEvidence","ipAddress":"10.1.2.3","detectionStatus":"detected"}]}`
 
