@@ -191,6 +191,9 @@ type poller struct {
 	// lists incidents without it and fetches each incident's alerts on its own.
 	expandBroken bool
 	degraded     string
+	// top is the page size of this run: batch_size, halved while pages exceed max_response_bytes
+	// (an incident page with hundreds of alerts each can), so no page is too big to read.
+	top int
 }
 
 // record is what the cursor needs from any Graph security record.
@@ -201,7 +204,7 @@ type record struct {
 
 func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 	cfg := &p.in.cfg
-	p.expandBroken, p.degraded = false, ""
+	p.expandBroken, p.degraded, p.top = false, "", cfg.BatchSize
 
 	lower := time.Now().UTC().Add(-cfg.InitialInterval)
 	if pos.raw != "" {
@@ -217,6 +220,15 @@ func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 	next := p.in.spec.Path
 	for {
 		page, err := p.getPage(ctx, next, query)
+		if errors.Is(err, msapi.ErrBodyTooLarge) && p.top > 1 {
+			p.top = max(1, p.top/2)
+			p.log.Warnw("A page was larger than max_response_bytes; asking for fewer records per page for the rest of this run.", "top", p.top, "error", err)
+			if pos.raw != "" {
+				from = pos.raw
+			}
+			next, query = p.in.spec.Path, p.listQuery(from, 0)
+			continue
+		}
 		if err != nil {
 			return pos, err
 		}
@@ -228,7 +240,7 @@ func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 			next, query = page.NextLink, nil
 			continue
 		}
-		if len(page.Values) < cfg.BatchSize {
+		if len(page.Values) < p.top {
 			break
 		}
 		// A full page without nextLink: Graph stopped paging for us. Continue from the newest
@@ -261,7 +273,7 @@ func (p *poller) listQuery(from string, skip int) url.Values {
 	q := url.Values{
 		"$filter":  {"lastUpdateDateTime ge " + from},
 		"$orderby": {"lastUpdateDateTime asc"},
-		"$top":     {strconv.Itoa(p.in.cfg.BatchSize)},
+		"$top":     {strconv.Itoa(p.top)},
 	}
 	if skip > 0 {
 		q.Set("$skip", strconv.Itoa(skip))

@@ -344,19 +344,77 @@ func TestForeignNextLinkIsRejected(t *testing.T) {
 	}
 }
 
-func TestOversizedAndMalformedPagesDoNotStallOrCrash(t *testing.T) {
-	for _, f := range []simulator.Fault{
-		{Path: alertSpec.Path, Kind: simulator.FaultHugeBody, HugeBytes: 2 << 20, Times: 1},
-		{Path: alertSpec.Path, Kind: simulator.FaultMalformedJSON, Times: 1},
-	} {
-		t.Run(f.Kind.String(), func(t *testing.T) {
-			sim := startSim(t, simulator.Config{Seed: 8, Alerts: 10, Incidents: 1})
-			sim.AddFault(f)
-			h := newHarness(t)
-			h.run(alertSpec, simSettings(sim, "bad-page", map[string]any{"max_response_bytes": 1 << 20}), 20*time.Second,
-				func() bool { return h.sawStatus(status.Degraded) && len(h.published()) >= 10 })
-			assertUnique(t, metaIDs(h.published()))
-		})
+func TestMalformedPageDoesNotStallOrCrash(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 8, Alerts: 10, Incidents: 1})
+	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultMalformedJSON, Times: 1})
+	h := newHarness(t)
+	h.run(alertSpec, simSettings(sim, "bad-page", nil), 20*time.Second,
+		func() bool { return h.sawStatus(status.Degraded) && len(h.published()) >= 10 })
+	assertUnique(t, metaIDs(h.published()))
+	if h.lastStatus().status != status.Running {
+		t.Fatalf("status after recovery: %+v", h.lastStatus())
+	}
+}
+
+func TestOversizedPageIsReadInSmallerPages(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 8, Alerts: 10, Incidents: 1})
+	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultHugeBody, HugeBytes: 2 << 20, Times: 1})
+	h := newHarness(t)
+	h.run(alertSpec, simSettings(sim, "huge-page", map[string]any{"max_response_bytes": 1 << 20}), 20*time.Second,
+		func() bool { return len(h.published()) >= 10 })
+	assertUnique(t, metaIDs(h.published()))
+	if countRequests(sim, alertSpec.Path, "$top=500") == 0 {
+		t.Fatal("after an oversized page the input did not ask for a smaller page")
+	}
+	if h.sawStatus(status.Degraded) || h.sawStatus(status.Failed) {
+		t.Fatalf("an oversized page that smaller pages fix is not a failure: %+v", h.lastStatus())
+	}
+}
+
+func TestSkipBeyondGraphLimitIsReported(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 3, Alerts: 1, Incidents: 1})
+	sim.Reset()
+	putAlertsAt(sim, "crowd", 650, time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04:05.0000000Z"))
+	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultNoNextLink, Times: -1})
+	h := newHarness(t)
+	h.run(alertSpec, simSettings(sim, "crowd", map[string]any{"batch_size": 100}), 20*time.Second,
+		func() bool { return h.sawStatus(status.Degraded) })
+	got := recordIDs(t, h.published())
+	assertUnique(t, got)
+	if len(got) != 600 {
+		t.Fatalf("published %d, want the 600 reachable with $skip <= 500", len(got))
+	}
+	if msg := h.lastStatus().msg; !strings.Contains(msg, "$skip") {
+		t.Fatalf("status does not explain the limit: %q", msg)
+	}
+}
+
+func TestOverlapRereadsWithTheSameIDs(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 12, Alerts: 30, Incidents: 1})
+	h := newHarness(t)
+	h.run(alertSpec, simSettings(sim, "overlap", nil), 20*time.Second, func() bool { return len(h.published()) >= 30 })
+	first := metaIDs(h.published())
+
+	h2 := newHarness(t)
+	h2.dir = h.dir
+	h2.run(alertSpec, simSettings(sim, "overlap", map[string]any{"overlap": "72h"}), 20*time.Second,
+		func() bool { return len(h2.published()) >= 30 })
+	for _, id := range metaIDs(h2.published()) {
+		if !slices.Contains(first, id) {
+			t.Fatalf("a re-read document got a new _id %s", id)
+		}
+	}
+}
+
+func TestUnknownEnumMembersAreRequested(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 13, Alerts: 5, Incidents: 1})
+	h := newHarness(t)
+	h.run(alertSpec, simSettings(sim, "enums", map[string]any{"include_unknown_enum_members": true}), 20*time.Second,
+		func() bool { return len(h.published()) >= 5 })
+	for _, r := range sim.Requests() {
+		if r.Path == alertSpec.Path && r.Header.Get("Prefer") != "include-unknown-enum-members" {
+			t.Fatalf("request without the Prefer header: %v", r.Header)
+		}
 	}
 }
 

@@ -66,7 +66,7 @@ type cloudEndpoints struct {
 }
 
 // Sources: Graph national-cloud deployments and the Defender for Endpoint US Government pages
-// (see /work/shared/notes/microsoft-apis.md §3.4). GCC keeps the worldwide login and Graph hosts.
+// (Microsoft documents these per cloud in its national-cloud deployment pages). GCC keeps the worldwide login and Graph hosts.
 var clouds = map[string]cloudEndpoints{
 	CloudGlobal: {
 		login:    "https://login.microsoftonline.com",
