@@ -30,6 +30,18 @@ const (
 	// FaultNoNextLink serves the real page without its @odata.nextLink, as Graph
 	// sometimes does at its paging limits: clients must continue by timestamp.
 	FaultNoNextLink
+	// FaultSASExpireMidDownload streams HugeBytes of an export file (default
+	// half of it), cuts the connection, and from then on rejects every SAS
+	// issued so far for that file with Azure Blob's 403 "Signature not valid
+	// in the specified time frame": the client must re-request the export.
+	FaultSASExpireMidDownload
+	// FaultEmptyBody answers an export file download with 200 and no body.
+	FaultEmptyBody
+	// FaultTruncatedGzip serves an export file whose gzip stream ends before
+	// its last block and trailer.
+	FaultTruncatedGzip
+	// FaultBadRow serves an export file in which one line is not JSON.
+	FaultBadRow
 )
 
 func (k FaultKind) String() string {
@@ -48,6 +60,14 @@ func (k FaultKind) String() string {
 		return "drop-connection"
 	case FaultNoNextLink:
 		return "no-next-link"
+	case FaultSASExpireMidDownload:
+		return "sas-expire-mid-download"
+	case FaultEmptyBody:
+		return "empty-body"
+	case FaultTruncatedGzip:
+		return "truncated-gzip"
+	case FaultBadRow:
+		return "bad-row"
 	}
 	return fmt.Sprintf("FaultKind(%d)", int(k))
 }
@@ -70,7 +90,8 @@ type Fault struct {
 	// Times is how many matching requests the fault spoils; 0 means once, -1 forever.
 	Times int
 	Kind  FaultKind
-	// HugeBytes is the body size of FaultHugeBody (default 32 MiB).
+	// HugeBytes is the body size of FaultHugeBody (default 32 MiB), and the
+	// bytes FaultSASExpireMidDownload sends before cutting (default half the file).
 	HugeBytes int
 	// Warning replaces FaultPartial's Warning header value.
 	Warning string
@@ -147,13 +168,24 @@ func isPreAuthFault(f Fault) bool {
 	switch f.Kind {
 	case FaultPartial, FaultForeignNextLink, FaultNoNextLink:
 		return false
+	case FaultSASExpireMidDownload, FaultEmptyBody, FaultTruncatedGzip, FaultBadRow:
+		return false // they spoil a download whose SAS was accepted
 	case FaultStatus:
 		return f.Status != http.StatusPartialContent
 	}
 	return true
 }
 
-func isPageFault(f Fault) bool { return !isPreAuthFault(f) }
+func isPageFault(f Fault) bool { return !isPreAuthFault(f) && !isDownloadFault(f) }
+
+// isDownloadFault tells the faults that spoil an export file download.
+func isDownloadFault(f Fault) bool {
+	switch f.Kind {
+	case FaultSASExpireMidDownload, FaultEmptyBody, FaultTruncatedGzip, FaultBadRow:
+		return true
+	}
+	return false
+}
 
 // namedFaults are the presets of `defenderbeat simulate --faults`.
 var namedFaults = map[string]struct {
@@ -174,6 +206,11 @@ var namedFaults = map[string]struct {
 	"huge":        {"one alerts_v2 page is a 64 MiB body", []Fault{{Path: "/v1.0/security/alerts_v2", Kind: FaultHugeBody, HugeBytes: 64 << 20, Times: 1}}},
 	"nonextlink":  {"alerts_v2 pages never carry @odata.nextLink", []Fault{{Path: "/v1.0/security/alerts_v2", Kind: FaultNoNextLink, Times: -1}}},
 	"drop":        {"one Graph request has its connection dropped", []Fault{{Path: "/v1.0/security/", Kind: FaultDropConnection, Times: 1}}},
+	"sasexpire":   {"one export file download is cut halfway and its SAS expires", []Fault{{Path: blobPathPrefix, Kind: FaultSASExpireMidDownload, Times: 1}}},
+	"emptyfile":   {"one export file download answers 200 with an empty body", []Fault{{Path: blobPathPrefix, Kind: FaultEmptyBody, Times: 1}}},
+	"truncgzip":   {"one export file is a gzip stream cut before its trailer", []Fault{{Path: blobPathPrefix, Kind: FaultTruncatedGzip, Times: 1}}},
+	"badrow":      {"one export file holds a line that is not JSON", []Fault{{Path: blobPathPrefix, Kind: FaultBadRow, Times: 1}}},
+	"export429":   {"the vulnerability export call answers 429 twice with Retry-After: 1", []Fault{{Path: mdeExportPath, Status: 429, RetryAfter: "1", Times: 2}}},
 }
 
 // FaultNames lists the names ParseFaults accepts with a short description each.
@@ -251,6 +288,14 @@ func (s *Server) serveFault(w http.ResponseWriter, r *http.Request, f Fault) {
 		if strings.Contains(r.URL.Path, "/oauth2/") {
 			errCode, code, msg := entraFaultError(status, s.clientID)
 			s.writeEntraError(w, status, errCode, code, msg)
+			return
+		}
+		if isBlobPath(r.URL.Path) {
+			writeBlobFaultError(w, status)
+			return
+		}
+		if isMDEPath(r.URL.Path) {
+			writeMDEFaultError(w, status)
 			return
 		}
 		code, msg := graphFaultError(status, r.URL.Path)

@@ -1,13 +1,15 @@
 // Package simulator is a simulated Microsoft tenant served over TLS with its
-// own CA: an Entra ID (OAuth2 v2.0) authority and the Microsoft Graph security
-// APIs (alerts_v2, incidents) with seeded, changing data, Graph-like paging and
+// own CA: an Entra ID (OAuth2 v2.0) authority, the Microsoft Graph security
+// APIs (alerts_v2, incidents) and the Defender for Endpoint vulnerability
+// export and delta APIs, with seeded, changing data, Microsoft-like paging and
 // limits, and injectable faults. Integration tests and `defenderbeat simulate`
 // point real clients (azidentity, azcore) at it.
 //
 // Files: server.go (lifecycle, routing, request log), ca.go (certificates),
 // oauth.go (authority and tokens), graph.go (Graph endpoints), query.go
 // ($filter/$orderby), store.go (records), data.go + evidence.go (generated
-// tenant data and its changes), faults.go (fault injection).
+// tenant data and its changes), faults.go (fault injection), mde*.go
+// (Defender for Endpoint, see mde.go).
 package simulator
 
 import (
@@ -44,8 +46,10 @@ type Config struct {
 
 	// ChangeEvery > 0 applies Tick periodically so a running client keeps receiving data.
 	ChangeEvery time.Duration
-	Now         func() time.Time                 // default time.Now
-	Logf        func(format string, args ...any) // optional request log
+	// MDE sizes the Defender for Endpoint vulnerability export and delta data.
+	MDE  MDEConfig
+	Now  func() time.Time                 // default time.Now
+	Logf func(format string, args ...any) // optional request log
 }
 
 // Request is one recorded request. Header is a copy in which Authorization
@@ -73,6 +77,7 @@ type Server struct {
 	url       string
 	store     *store
 	data      *generator
+	mde       *mdeState
 	tokens    *tokenStore
 	faults    faultList
 	log       requestLog
@@ -123,6 +128,7 @@ func Start(cfg Config) (*Server, error) {
 
 	s.data = newGenerator(cfg, s.tenantID)
 	s.data.populate(s.store)
+	s.mde = newMDEState(cfg.MDE, cfg.Seed, s.tenantID, cfg.Now())
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -239,8 +245,12 @@ func (s *Server) Reset() { s.store.reset() }
 
 // Tick applies one change step now: some alerts and their incidents are
 // updated (lastUpdateDateTime = now) and new alerts, sometimes in new
-// incidents, appear.
-func (s *Server) Tick() { s.data.tick(s.store) }
+// incidents, appear; Defender for Endpoint records MDEConfig.DeltaChangesPerTick
+// vulnerability changes (eventTimestamp = now).
+func (s *Server) Tick() {
+	s.data.tick(s.store)
+	s.mde.tick(s.cfg.Now())
+}
 
 // Alerts returns a copy of every current alert, in id order.
 func (s *Server) Alerts() []map[string]any {
@@ -291,6 +301,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasPrefix(path, "/v1.0/") || strings.HasPrefix(path, "/beta/"):
 		s.serveGraph(sw, r)
+	case isMDEPath(path):
+		s.serveMDE(sw, r)
+	case isBlobPath(path):
+		s.serveBlob(sw, r)
 	case path == "/common/discovery/instance":
 		s.serveInstanceDiscovery(sw, r)
 	case strings.HasSuffix(path, "/v2.0/.well-known/openid-configuration"):
