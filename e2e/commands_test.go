@@ -74,7 +74,9 @@ func TestTransformCommandContract(t *testing.T) {
 	})
 }
 
-func writeConfig(t *testing.T, cfg map[string]any) string {
+func writeConfig(t *testing.T, cfg map[string]any) string { return writeConfigB(t, cfg) }
+
+func writeConfigB(t testing.TB, cfg map[string]any) string {
 	t.Helper()
 	raw, err := yaml.Marshal(cfg)
 	if err != nil {

@@ -65,7 +65,7 @@ func run(t *testing.T, stdin string, args ...string) result {
 
 // readDocs reads every JSON document the file output wrote under dir. A last line without its
 // newline is a write torn by a killed process and is not counted.
-func readDocs(t *testing.T, dir string) []map[string]any {
+func readDocs(t testing.TB, dir string) []map[string]any {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(dir, "*.ndjson"))
 	var docs []map[string]any
