@@ -219,7 +219,7 @@ func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 	query := p.listQuery(from, 0)
 	next := p.in.spec.Path
 	for {
-		page, err := p.getPage(ctx, next, query)
+		page, st, err := p.readPage(ctx, next, query, &pos)
 		if errors.Is(err, msapi.ErrBodyTooLarge) && p.top > 1 {
 			p.top = max(1, p.top/2)
 			p.log.Warnw("A page was larger than max_response_bytes; asking for fewer records per page for the rest of this run.", "top", p.top, "error", err)
@@ -232,21 +232,17 @@ func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 		if err != nil {
 			return pos, err
 		}
-		firstTS, wholePageOneTS, published, err := p.publishPage(ctx, page, &pos)
-		if err != nil {
-			return pos, err
-		}
 		if page.NextLink != "" {
 			next, query = page.NextLink, nil
 			continue
 		}
-		if len(page.Values) < p.top {
+		if st.records < p.top {
 			break
 		}
 		// A full page without nextLink: Graph stopped paging for us. Continue from the newest
 		// timestamp we have; records already sent at that instant are skipped by id.
 		skip := 0
-		if wholePageOneTS && firstTS.Equal(pos.ts) {
+		if st.oneTS && st.firstTS.Equal(pos.ts) {
 			// Every record of the page shares one instant, so `ge` alone would return the same
 			// page again: step over the ones we have within that instant.
 			skip = len(pos.ids)
@@ -254,7 +250,7 @@ func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 				p.degraded = fmt.Sprintf("more than %d records share lastUpdateDateTime %s and Graph returned no nextLink; the rest of them cannot be paged (Graph allows $skip <= %d). They will be retried next interval.", maxSkip, pos.raw, maxSkip)
 				break
 			}
-		} else if published == 0 {
+		} else if st.published == 0 {
 			p.degraded = fmt.Sprintf("a full page without nextLink brought no new record at lastUpdateDateTime %s; stopping this run to avoid a loop", pos.raw)
 			break
 		}
@@ -296,19 +292,33 @@ func (p *poller) headers() http.Header {
 	return h
 }
 
-// getPage fetches one page; when an expanded incident listing keeps failing on the server side,
-// it switches the run to listing without $expand (alerts are then fetched per incident).
-func (p *poller) getPage(ctx context.Context, next string, query url.Values) (*msapi.Page, error) {
-	page, err := p.client.GetPage(ctx, next, query, p.headers())
-	if err == nil || !p.expands() || !isServerError(err) {
-		return page, err
+// pageState is what the paging decision needs to know of the page just read.
+type pageState struct {
+	records   int
+	published int
+	firstTS   time.Time
+	oneTS     bool // every record shares firstTS
+}
+
+// readPage streams one page, publishing each record not yet sent and advancing pos. When an
+// expanded incident listing keeps failing on the server side, it switches the run to listing
+// without $expand (alerts are then fetched per incident).
+func (p *poller) readPage(ctx context.Context, next string, query url.Values, pos *position) (*msapi.PageInfo, pageState, error) {
+	st := pageState{oneTS: true}
+	handle := func(raw json.RawMessage) error { return p.handleRecord(ctx, raw, pos, &st) }
+	page, err := p.client.StreamPage(ctx, next, query, p.headers(), handle)
+	if err != nil && p.expands() && isServerError(err) && st.records == 0 {
+		p.expandBroken = true
+		p.degraded = fmt.Sprintf("listing incidents with $expand=alerts keeps failing (%v); falling back to fetching each incident's alerts separately", err)
+		p.log.Warn(p.degraded)
+		p.ctx.UpdateStatus(status.Degraded, p.degraded)
+		next, query = withoutExpand(next, query)
+		page, err = p.client.StreamPage(ctx, next, query, p.headers(), handle)
 	}
-	p.expandBroken = true
-	p.degraded = fmt.Sprintf("listing incidents with $expand=alerts keeps failing (%v); falling back to fetching each incident's alerts separately", err)
-	p.log.Warn(p.degraded)
-	p.ctx.UpdateStatus(status.Degraded, p.degraded)
-	next, query = withoutExpand(next, query)
-	return p.client.GetPage(ctx, next, query, p.headers())
+	if err == nil && page.Partial {
+		p.log.Warnw("Graph answered 206: some providers did not respond, the page may be incomplete.", "warning", page.Warning)
+	}
+	return page, st, err
 }
 
 func withoutExpand(next string, query url.Values) (string, url.Values) {
@@ -336,51 +346,40 @@ func isServerError(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.StatusCode >= 500
 }
 
-// publishPage publishes every record not yet sent and advances pos. It returns the first
-// record's time, whether all records shared it, and how many records were new.
-func (p *poller) publishPage(ctx context.Context, page *msapi.Page, pos *position) (time.Time, bool, int, error) {
-	if page.Partial {
-		p.log.Warnw("Graph answered 206: some providers did not respond, the page may be incomplete.", "warning", page.Warning)
-	}
-	var firstTS time.Time
-	oneTS := true
-	published := 0
-	for i, raw := range page.Values {
-		var rec record
-		err := json.Unmarshal(raw, &rec)
-		var ts time.Time
-		if err == nil {
-			ts, err = time.Parse(time.RFC3339Nano, rec.LastUpdate)
-			if err == nil && rec.ID == "" {
-				err = errors.New("record has no id")
-			}
-		}
-		if err != nil {
-			// Without an id and time the record cannot move the cursor, but it is kept.
-			p.publishOne(transform.ErrorEvent(raw, fmt.Errorf("unusable Graph record: %w", err), p.opts(), time.Now()), nil)
-			continue
-		}
-		if i == 0 {
-			firstTS = ts
-		} else if !ts.Equal(firstTS) {
-			oneTS = false
-		}
-		if pos.seen(rec.ID, ts) {
-			continue
-		}
-		pos.advance(rec.ID, rec.LastUpdate, ts)
-		body := raw
-		if p.expandBroken && p.in.spec.CanExpandAlerts && p.in.cfg.includeAlerts() {
-			body = p.fetchExpanded(ctx, rec.ID, raw)
-		}
-		p.publishRecord(body, pos.cursor())
-		published++
-		p.metrics.SetCursor(pos.ts)
-		if ctx.Err() != nil {
-			return firstTS, oneTS, published, ctx.Err()
+// handleRecord publishes one record unless it was already sent at the cursor's instant.
+func (p *poller) handleRecord(ctx context.Context, raw json.RawMessage, pos *position, st *pageState) error {
+	st.records++
+	var rec record
+	err := json.Unmarshal(raw, &rec)
+	var ts time.Time
+	if err == nil {
+		ts, err = time.Parse(time.RFC3339Nano, rec.LastUpdate)
+		if err == nil && rec.ID == "" {
+			err = errors.New("record has no id")
 		}
 	}
-	return firstTS, oneTS, published, nil
+	if err != nil {
+		// Without an id and time the record cannot move the cursor, but it is kept.
+		p.publishOne(transform.ErrorEvent(raw, fmt.Errorf("unusable Graph record: %w", err), p.opts(), time.Now()), nil)
+		return nil
+	}
+	if st.records == 1 {
+		st.firstTS = ts
+	} else if !ts.Equal(st.firstTS) {
+		st.oneTS = false
+	}
+	if pos.seen(rec.ID, ts) {
+		return nil
+	}
+	pos.advance(rec.ID, rec.LastUpdate, ts)
+	body := []byte(raw)
+	if p.expandBroken && p.in.spec.CanExpandAlerts && p.in.cfg.includeAlerts() {
+		body = p.fetchExpanded(ctx, rec.ID, raw)
+	}
+	p.publishRecord(body, pos.cursor())
+	st.published++
+	p.metrics.SetCursor(pos.ts)
+	return ctx.Err()
 }
 
 // fetchExpanded reads one incident with its alerts; if even that fails, the incident is

@@ -1,7 +1,6 @@
 package msapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -298,13 +297,29 @@ func (c *Client) Get(ctx context.Context, pathOrURL string, query url.Values, he
 }
 
 func (c *Client) get(ctx context.Context, pathOrURL string, query url.Values, header http.Header) (*Response, error) {
-	u, err := c.resolveURL(pathOrURL, query)
+	resp, u, err := c.send(ctx, pathOrURL, query, header, false)
 	if err != nil {
 		return nil, err
 	}
+	body, err := runtime.Payload(resp)
+	if err != nil {
+		return nil, c.transportError(ctx, http.MethodGet, u, err)
+	}
+	out := &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: body}
+	out.Partial, out.Warning = c.partial(resp, u)
+	return out, nil
+}
+
+// send runs a GET through the API pipeline and returns a 2xx response; anything else becomes
+// an error. With stream the body is left unread for the caller to decode as it arrives.
+func (c *Client) send(ctx context.Context, pathOrURL string, query url.Values, header http.Header, stream bool) (*http.Response, *url.URL, error) {
+	u, err := c.resolveURL(pathOrURL, query)
+	if err != nil {
+		return nil, nil, err
+	}
 	req, err := runtime.NewRequest(ctx, http.MethodGet, u.String())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for k, vs := range header {
 		for _, v := range vs {
@@ -319,28 +334,36 @@ func (c *Client) get(ctx context.Context, pathOrURL string, query url.Values, he
 			req.Raw().Header.Set("client-request-id", id)
 		}
 	}
+	if stream {
+		runtime.SkipBodyDownload(req)
+	}
 	req.SetOperationValue(&callState{})
 
 	resp, err := c.pipeline.Do(req)
 	if err != nil {
-		return nil, c.transportError(ctx, http.MethodGet, u, err)
-	}
-	body, err := runtime.Payload(resp)
-	if err != nil {
-		return nil, c.transportError(ctx, http.MethodGet, u, err)
+		return nil, nil, c.transportError(ctx, http.MethodGet, u, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, newAPIError(resp, body, c.sc, false)
+		body, err := runtime.Payload(resp)
+		if err != nil {
+			return nil, nil, c.transportError(ctx, http.MethodGet, u, err)
+		}
+		return nil, nil, newAPIError(resp, body, c.sc, false)
 	}
-	out := &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: body}
-	if resp.StatusCode == http.StatusPartialContent {
-		out.Partial = true
-		out.Warning = c.sc.scrub(resp.Header.Get("Warning"))
-		c.metrics.PartialTotal.Inc()
-		c.log.Warnw("partial answer from the API (HTTP 206): a provider failed, data may be incomplete",
-			"url.original", redactURL(u), "warning", out.Warning, "request_id", resp.Header.Get("request-id"))
+	return resp, u, nil
+}
+
+// partial reports a 206: Graph's security API is federated and a provider that did not answer
+// leaves the page incomplete.
+func (c *Client) partial(resp *http.Response, u *url.URL) (bool, string) {
+	if resp.StatusCode != http.StatusPartialContent {
+		return false, ""
 	}
-	return out, nil
+	warning := c.sc.scrub(resp.Header.Get("Warning"))
+	c.metrics.PartialTotal.Inc()
+	c.log.Warnw("partial answer from the API (HTTP 206): a provider failed, data may be incomplete",
+		"url.original", redactURL(u), "warning", warning, "request_id", resp.Header.Get("request-id"))
+	return true, warning
 }
 
 // transportError renders a failure that produced no usable answer without credentials: net/http
@@ -360,70 +383,127 @@ func (c *Client) transportError(ctx context.Context, method string, u *url.URL, 
 	return c.sc.scrubErr(fmt.Errorf("%s %s: %w", method, redactURL(u), err))
 }
 
-// GetPage fetches one page of an OData collection ({"value":[...],"@odata.nextLink":...}).
+// GetPage fetches one page of an OData collection ({"value":[...],"@odata.nextLink":...}) and
+// returns its records. StreamPage is the choice for pages that may be large.
 func (c *Client) GetPage(ctx context.Context, pathOrURL string, query url.Values, header http.Header) (*Page, error) {
-	resp, err := c.Get(ctx, pathOrURL, query, header)
+	page := &Page{}
+	info, err := c.StreamPage(ctx, pathOrURL, query, header, func(raw json.RawMessage) error {
+		page.Values = append(page.Values, raw)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	values, next, err := decodePage(resp.Body)
-	if err != nil {
-		c.metrics.ErrorsTotal.Inc()
-		return nil, fmt.Errorf("malformed page from %s (HTTP %d, %d bytes): %v; body begins %q",
-			redactPathOrURL(pathOrURL), resp.StatusCode, len(resp.Body), err, truncate(c.sc.scrub(string(bytes.TrimSpace(resp.Body))), 120))
-	}
-	c.metrics.PagesTotal.Inc()
-	return &Page{Values: values, NextLink: next, Partial: resp.Partial, Warning: resp.Warning}, nil
+	page.NextLink, page.Partial, page.Warning = info.NextLink, info.Partial, info.Warning
+	return page, nil
 }
 
-// decodePage returns the records as sub-slices of body instead of copies: an incident page with
-// expanded alerts can be tens of megabytes and would otherwise be held twice.
-func decodePage(body []byte) (values []json.RawMessage, next string, err error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, "", errors.New("not a JSON object")
+// PageInfo describes a page whose records were handed over one by one.
+type PageInfo struct {
+	Records  int
+	NextLink string
+	Partial  bool
+	Warning  string
+}
+
+// StreamPage fetches one page of an OData collection and hands each record of "value" to fn as
+// soon as it is decoded, so reading a page takes memory for one record, not for the page: an
+// incident page with hundreds of alerts per incident runs to tens of megabytes. An error from fn
+// stops the read and is returned as is. When the page turns out malformed or is cut off, the
+// records before the fault have already been handed over.
+func (c *Client) StreamPage(ctx context.Context, pathOrURL string, query url.Values, header http.Header, fn func(json.RawMessage) error) (*PageInfo, error) {
+	resp, u, err := c.send(ctx, pathOrURL, query, header, true)
+	if err != nil {
+		c.metrics.ErrorsTotal.Inc()
+		return nil, err
+	}
+	defer func() {
+		// Reading to EOF lets the connection be reused for the next page.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+	}()
+	info := &PageInfo{}
+	info.Partial, info.Warning = c.partial(resp, u)
+	var fnErr error
+	next, err := decodeRecords(resp.Body, func(raw json.RawMessage) error {
+		if fnErr = fn(raw); fnErr != nil {
+			return fnErr
+		}
+		info.Records++
+		return nil
+	})
+	if err != nil {
+		c.metrics.ErrorsTotal.Inc()
+		if fnErr != nil {
+			return info, fnErr
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return info, ctxErr
+		}
+		var tooLarge *bodyTooLargeError
+		if errors.As(err, &tooLarge) {
+			return info, err
+		}
+		return info, fmt.Errorf("malformed page from %s (HTTP %d, after %d records): %w",
+			redactPathOrURL(pathOrURL), resp.StatusCode, info.Records, c.sc.scrubErr(err))
+	}
+	info.NextLink = next
+	c.metrics.PagesTotal.Inc()
+	return info, nil
+}
+
+// decodeRecords reads an OData page from r, calling fn for each element of "value" in order and
+// returning @odata.nextLink, wherever in the object each of them stands.
+func decodeRecords(r io.Reader, fn func(json.RawMessage) error) (next string, err error) {
+	dec := json.NewDecoder(r)
+	tok, err := dec.Token()
+	if err != nil {
+		return "", err
+	}
+	if tok != json.Delim('{') {
+		return "", errors.New("not a JSON object")
 	}
 	sawValue := false
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, "", err
+			return "", err
 		}
 		switch key, _ := tok.(string); key {
 		case "value":
 			if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
-				return nil, "", errors.New(`"value" is not an array`)
+				return "", errors.New(`"value" is not an array`)
 			}
 			sawValue = true
-			values = values[:0] // a repeated key replaces, as encoding/json does
 			for dec.More() {
-				start := dec.InputOffset()
-				if err := dec.Decode(&skipValue{}); err != nil {
-					return nil, "", err
+				var raw json.RawMessage
+				if err := dec.Decode(&raw); err != nil {
+					return "", err
 				}
-				raw := bytes.TrimLeft(body[start:dec.InputOffset()], " \t\r\n,")
-				values = append(values, json.RawMessage(raw[:len(raw):len(raw)]))
+				if err := fn(raw); err != nil {
+					return "", err
+				}
 			}
 			if _, err := dec.Token(); err != nil {
-				return nil, "", err
+				return "", err
 			}
 		case "@odata.nextLink":
 			if err := dec.Decode(&next); err != nil {
-				return nil, "", fmt.Errorf("@odata.nextLink: %w", err)
+				return "", fmt.Errorf("@odata.nextLink: %w", err)
 			}
 		default:
 			if err := dec.Decode(&skipValue{}); err != nil {
-				return nil, "", err
+				return "", err
 			}
 		}
 	}
 	if _, err := dec.Token(); err != nil {
-		return nil, "", err
+		return "", err
 	}
 	if !sawValue {
-		return nil, "", errors.New(`no "value" array`)
+		return "", errors.New(`no "value" array`)
 	}
-	return values, next, nil
+	return next, nil
 }
 
 // skipValue lets the decoder validate and step over a value without building it.
