@@ -234,3 +234,29 @@ func TestManagedIdentityCredential(t *testing.T) {
 		t.Fatalf("identity request header=%v client_id=%v resource=%v", gotHeader.Load(), gotClientID.Load(), gotResource.Load())
 	}
 }
+
+// TestCertificateCredentialFromPFX signs the assertion with a key from a PFX file, in the legacy
+// encryption azidentity reads and in the AES encryption OpenSSL 3 and Windows write by default.
+// testdata/app-*.pfx were made with openssl (password test-password); see testdata/README.md.
+func TestCertificateCredentialFromPFX(t *testing.T) {
+	for _, file := range []string{"app-legacy.pfx", "app-aes.pfx"} {
+		t.Run(file, func(t *testing.T) {
+			e := newEnv(t, okPage, func(o *Options) {
+				o.AuthType, o.ClientSecret = AuthCertificate, ""
+				o.Certificate, o.CertificatePassword = filepath.Join("testdata", file), "test-password"
+			})
+			if _, err := e.client.GetPage(context.Background(), "/v1.0/security/alerts_v2", nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			if form := e.login.lastForm(t); strings.Count(form.Get("client_assertion"), ".") != 2 {
+				t.Fatalf("token form = %v, want a signed JWT assertion", form)
+			}
+		})
+	}
+	t.Run("wrong password", func(t *testing.T) {
+		o := Options{Certificate: filepath.Join("testdata", "app-aes.pfx"), CertificatePassword: "nope"}
+		if _, _, err := o.loadCertificate(); err == nil || !strings.Contains(err.Error(), "certificate_password") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/elastic/elastic-agent-libs/logp"
 	"github.com/elastic/elastic-agent-libs/transport/httpcommon"
 	"github.com/elastic/elastic-agent-libs/transport/tlscommon"
+	"software.sslmate.com/src/go-pkcs12"
 )
 
 // API selects the per-cloud default request_url and token scope.
@@ -314,10 +315,15 @@ func (o *Options) loadCertificate() ([]*x509.Certificate, crypto.PrivateKey, err
 		data = b
 	}
 	certs, key, err := azidentity.ParseCertificates(data, []byte(o.CertificatePassword))
-	if err != nil {
-		return nil, nil, fmt.Errorf("not a PEM or PFX file with a certificate and its private key (check certificate_password): %v", err)
+	if err == nil {
+		return certs, key, nil
 	}
-	return certs, key, nil
+	// azidentity reads only legacy (3DES/RC2) PFX files; OpenSSL 3 and current Windows export
+	// AES-encrypted ones by default, which a user should not have to convert.
+	if key, leaf, chain, pfxErr := pkcs12.DecodeChain(data, o.CertificatePassword); pfxErr == nil {
+		return append([]*x509.Certificate{leaf}, chain...), key, nil
+	}
+	return nil, nil, fmt.Errorf("not a PEM or PFX file with a certificate and its private key (check certificate_password): %v", err)
 }
 
 func (o *Options) resolveLogin(endpoints cloudEndpoints, fail func(string, string, ...any)) {
