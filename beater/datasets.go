@@ -33,6 +33,7 @@ type dataset struct {
 var datasets = []dataset{
 	{name: "alert", inputType: alert.InputType, plugin: alert.Spec.Plugin, check: alert.Spec.CheckConfig, transform: alert.Transform, probe: alert.Spec.Probe},
 	{name: "incident", inputType: incident.InputType, plugin: incident.Spec.Plugin, check: incident.Spec.CheckConfig, transform: incident.Transform, probe: incident.Spec.Probe},
+	{name: "vulnerability", inputType: vulnerability.InputType, plugin: vulnerability.Plugin, check: vulnerability.CheckConfig, transform: vulnerability.Transform, probe: vulnerability.Probe},
 }
 
 func datasetOf(inputType string) (dataset, bool) {
@@ -52,27 +53,8 @@ func Datasets() []string {
 	return names
 }
 
-// processingOnly are datasets whose processing is built but whose input is not yet: the
-// transform command already runs them.
-var processingOnly = map[string]transform.Func{
-	"vulnerability": vulnerability.Transform,
-}
-
-// TransformNames lists every dataset the transform command accepts.
-func TransformNames() []string {
-	names := Datasets()
-	for name := range processingOnly {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
-}
-
 // TransformFor returns a dataset's processing, for the `transform` command.
 func TransformFor(name string) (transform.Func, bool) {
-	if fn, ok := processingOnly[name]; ok {
-		return fn, true
-	}
 	i := slices.IndexFunc(datasets, func(d dataset) bool { return d.name == name })
 	if i < 0 {
 		return nil, false

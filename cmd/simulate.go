@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -60,7 +61,7 @@ With --serve-only it only serves the tenant and prints the settings to point a d
 	}
 	cmd.Flags().DurationVar(&duration, "duration", 0, "stop after this long (default: run until Ctrl-C)")
 	cmd.Flags().Int64Var(&seed, "seed", 1, "seed of the simulated data (same seed, same tenant)")
-	cmd.Flags().StringVar(&faults, "faults", "", "comma-separated faults to inject, e.g. 429,500,401,expand500,malformed,partial")
+	cmd.Flags().StringVar(&faults, "faults", "", "comma-separated faults to inject: "+faultHelp())
 	cmd.Flags().BoolVar(&serveOnly, "serve-only", false, "only serve the simulated tenant and print how to connect to it")
 	cmd.Flags().DurationVar(&change, "change-every", 15*time.Second, "how often the simulated tenant updates and adds records")
 	return cmd
@@ -70,26 +71,33 @@ With --serve-only it only serves the tenant and prints the settings to point a d
 func simulatedInputs(srv *simulator.Server) []map[string]any {
 	common := func(typ, id string) map[string]any {
 		return map[string]any{
-			"type":                         typ,
-			"id":                           id,
-			"tenant_id":                    srv.TenantID(),
-			"client_id":                    srv.ClientID(),
-			"client_secret":                "${DEFENDERBEAT_SIMULATOR_SECRET}",
-			"login_url":                    srv.URL(),
-			"request_url":                  srv.URL(),
-			"ssl.certificate_authorities":  []string{srv.CAFile()},
-			"interval":                     "10s",
-			"initial_interval":             "72h",
-			"include_unknown_enum_members": true,
+			"type":                        typ,
+			"id":                          id,
+			"tenant_id":                   srv.TenantID(),
+			"client_id":                   srv.ClientID(),
+			"client_secret":               "${DEFENDERBEAT_SIMULATOR_SECRET}",
+			"login_url":                   srv.URL(),
+			"request_url":                 srv.URL(),
+			"ssl.certificate_authorities": []string{srv.CAFile()},
+			"interval":                    "10s",
 		}
+	}
+	graph := func(typ, id string) map[string]any {
+		in := common(typ, id)
+		in["initial_interval"] = "72h"
+		in["include_unknown_enum_members"] = true
+		return in
 	}
 	var inputs []map[string]any
 	for _, name := range beater.Datasets() {
 		switch name {
 		case "alert":
-			inputs = append(inputs, common("defender-alert", "simulated-alerts"))
+			inputs = append(inputs, graph("defender-alert", "simulated-alerts"))
 		case "incident":
-			inputs = append(inputs, common("defender-incident", "simulated-incidents"))
+			inputs = append(inputs, graph("defender-incident", "simulated-incidents"))
+		case "vulnerability":
+			// A full export first, then the changes the tenant makes every --change-every.
+			inputs = append(inputs, common("defender-vulnerability", "simulated-vulnerabilities"))
 		}
 	}
 	return inputs
@@ -148,7 +156,7 @@ func printServeOnly(cmd *cobra.Command, srv *simulator.Server) {
 	fmt.Fprintf(out, `Simulated tenant is serving. Point an input at it with:
 
   defenderbeat.inputs:
-    - type: defender-alert        # or defender-incident
+    - type: defender-alert        # or defender-incident, defender-vulnerability
       id: simulated-alerts
       tenant_id: %s
       client_id: %s
@@ -156,6 +164,8 @@ func printServeOnly(cmd *cobra.Command, srv *simulator.Server) {
       login_url: %s
       request_url: %s
       ssl.certificate_authorities: [%q]
+
+  The same settings serve type defender-vulnerability (Defender for Endpoint API).
 
 Ctrl-C stops it.
 `, srv.TenantID(), srv.ClientID(), srv.ClientSecret(), srv.URL(), srv.URL(), srv.CAFile())
@@ -173,4 +183,19 @@ func waitForSignal(duration time.Duration) {
 		return
 	}
 	<-sig
+}
+
+// faultHelp lists the fault presets with what each does.
+func faultHelp() string {
+	names := simulator.FaultNames()
+	keys := make([]string, 0, len(names))
+	for name := range names {
+		keys = append(keys, name)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, name := range keys {
+		fmt.Fprintf(&b, "\n  %-12s %s", name, names[name])
+	}
+	return b.String()
 }

@@ -38,7 +38,7 @@ func TestSimulatePublishesEveryDataset(t *testing.T) {
 			t.Fatalf("forwarded document carries the collector's host %q: %v", collector, d["host"])
 		}
 	}
-	for _, ds := range []string{"m365_defender.alert", "m365_defender.incident"} {
+	for _, ds := range []string{"m365_defender.alert", "m365_defender.incident", "m365_defender.vulnerability"} {
 		if perDataset[ds] == 0 {
 			t.Errorf("no %s document in %d documents (%v)", ds, len(docs), perDataset)
 		}
