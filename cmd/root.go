@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/elastic/beats/v7/libbeat/cfgfile"
 	libcmd "github.com/elastic/beats/v7/libbeat/cmd"
 	"github.com/elastic/beats/v7/libbeat/cmd/instance"
+	conf "github.com/elastic/elastic-agent-libs/config"
 
 	"github.com/defenderbeat/defenderbeat/beater"
 	"github.com/defenderbeat/defenderbeat/include"
@@ -23,8 +25,23 @@ func Settings() instance.Settings {
 		Name:            Name,
 		HasDashboards:   true,
 		ElasticLicensed: true,
+		ConfigOverrides: []cfgfile.ConditionalOverride{{
+			Check:  func(c *conf.C) bool { return !c.HasField("queue") },
+			Config: queueDefaults,
+		}},
 	}
 }
+
+// queueDefaults replace libbeat's memory queue defaults (3,200 events, 10 s flush) when the
+// configuration sets no queue: defenderbeat's documents are large (vulnerability rows keep
+// event.original) and arrive in bursts from API pages and export files, so a smaller queue
+// bounds memory (measured in docs/benchmarks.md), and polled data should not wait 10 s to leave.
+// Any queue setting in the configuration file replaces these.
+var queueDefaults = conf.MustNewConfigFrom(map[string]any{
+	"queue.mem.events":           1024,
+	"queue.mem.flush.min_events": 512,
+	"queue.mem.flush.timeout":    "1s",
+})
 
 // RootCmd is the defenderbeat command.
 var RootCmd = newRootCmd()
