@@ -147,3 +147,30 @@ func TestDownloadExpiredSAS(t *testing.T) {
 		t.Fatal("plain http download accepted")
 	}
 }
+
+// TestDownloadPausedReaderIsNotCut: a reader held back by its output (backpressure) for longer
+// than the idle timeout must find the download still alive; only waiting for data counts.
+func TestDownloadPausedReaderIsNotCut(t *testing.T) {
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB, more than socket buffers
+	blob := tlsServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(payload)
+	}))
+	e := newEnv(t, okPage, nil)
+	rc, err := e.client.Download(context.Background(), blob.URL+"/f"+sasQuery, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	first := make([]byte, 1024)
+	if _, err := io.ReadFull(rc, first); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(700 * time.Millisecond) // the consumer is busy
+	rest, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("download cut while the reader paused: %v", err)
+	}
+	if got := append(first, rest...); !bytes.Equal(got, payload) {
+		t.Fatalf("read %d of %d bytes", len(got), len(payload))
+	}
+}

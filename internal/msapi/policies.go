@@ -185,7 +185,8 @@ var errIdle = errors.New("idle timeout")
 
 type idleSetting struct{ d time.Duration }
 
-// idlePolicy aborts an attempt (headers or body) that receives nothing for the idle timeout.
+// idlePolicy aborts an attempt that receives nothing for the idle timeout: while waiting for the
+// headers, and within each Read of the body.
 // Downloads have no total timeout: an export file may legitimately take long, but a stalled
 // connection must not hang the input.
 func idlePolicy() policy.Policy {
@@ -206,7 +207,9 @@ func idlePolicy() policy.Policy {
 			}
 			return nil, err
 		}
-		timer.Reset(it.d)
+		// From here the clock runs only while the caller waits in Read: a caller held back by
+		// its output must not lose a healthy download.
+		timer.Stop()
 		resp.Body = &idleBody{rc: resp.Body, timer: timer, idle: it.d, ctx: ctx, cancel: cancel}
 		return resp, nil
 	})
@@ -222,10 +225,9 @@ type idleBody struct {
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
+	b.timer.Reset(b.idle)
 	n, err := b.rc.Read(p)
-	if n > 0 {
-		b.timer.Reset(b.idle)
-	}
+	b.timer.Stop()
 	// After the idle abort even io.EOF is suspect (net/http can report a cut connection as a
 	// clean end): a truncated export file must never pass for a complete one.
 	if err != nil && errors.Is(context.Cause(b.ctx), errIdle) {
