@@ -1,20 +1,17 @@
 package graphinput
 
 import (
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
+	"github.com/defenderbeat/defenderbeat/internal/inputkit"
 	"github.com/defenderbeat/defenderbeat/internal/msapi"
 )
 
 // Config is one alert or incident input's options (DESIGN.md, "Configuration").
 type Config struct {
-	msapi.Options `config:",inline"`
-
-	Type string `config:"type"`
-	ID   string `config:"id"`
+	msapi.Options   `config:",inline"`
+	inputkit.Common `config:",inline"`
 
 	Interval                  time.Duration `config:"interval"`
 	InitialInterval           time.Duration `config:"initial_interval"`
@@ -24,9 +21,6 @@ type Config struct {
 	// IncludeAlerts is a pointer so that setting it on an input that has no alerts to expand
 	// is reported instead of silently ignored.
 	IncludeAlerts *bool `config:"include_alerts"`
-
-	Tags      []string `config:"tags"`
-	Namespace string   `config:"namespace"`
 }
 
 func defaultConfig(spec Spec) Config {
@@ -35,7 +29,7 @@ func defaultConfig(spec Spec) Config {
 		Interval:        spec.DefaultInterval,
 		InitialInterval: 24 * time.Hour,
 		BatchSize:       spec.MaxBatch,
-		Namespace:       "default",
+		Common:          inputkit.Common{Namespace: inputkit.DefaultNamespace},
 	}
 }
 
@@ -45,13 +39,7 @@ func (c *Config) includeAlerts() bool { return c.IncludeAlerts == nil || *c.Incl
 // resolve applies defaults and returns every problem at once, each naming its option, so a
 // user fixes a config in one round instead of one error per start.
 func (c *Config) resolve(spec Spec) error {
-	var errs []error
-	for _, err := range c.Options.Resolve(msapi.Graph) {
-		errs = append(errs, err)
-	}
-	if strings.TrimSpace(c.ID) == "" {
-		errs = append(errs, errors.New("id: required; give every input a stable id, it is part of the cursor key"))
-	}
+	errs := append(c.Options.Resolve(msapi.Graph), c.Common.Problems()...)
 	if c.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("interval: must be positive, got %s", c.Interval))
 	}
@@ -67,19 +55,5 @@ func (c *Config) resolve(spec Spec) error {
 	if c.IncludeAlerts != nil && !spec.CanExpandAlerts {
 		errs = append(errs, fmt.Errorf("include_alerts: only applies to defender-incident inputs"))
 	}
-	if c.Namespace == "" || strings.ContainsAny(c.Namespace, `\/*?"<>| ,#:-`) || strings.ToLower(c.Namespace) != c.Namespace {
-		errs = append(errs, fmt.Errorf("namespace: %q must be lowercase and free of \\ / * ? \" < > | , # : - and spaces (it is part of the data stream name)", c.Namespace))
-	}
-	if len(errs) == 0 {
-		return nil
-	}
-	name := c.ID
-	if name == "" {
-		name = "(no id)"
-	}
-	msgs := make([]string, len(errs))
-	for i, err := range errs {
-		msgs[i] = err.Error()
-	}
-	return fmt.Errorf("input %q (type %s): %d problem(s):\n  - %s", name, spec.InputType, len(errs), strings.Join(msgs, "\n  - "))
+	return inputkit.Report(spec.InputType, c.ID, errs)
 }

@@ -22,10 +22,10 @@ import (
 	"github.com/elastic/beats/v7/libbeat/statestore"
 	conf "github.com/elastic/elastic-agent-libs/config"
 	"github.com/elastic/elastic-agent-libs/logp"
-	"github.com/elastic/elastic-agent-libs/mapstr"
 	"github.com/elastic/go-concert/ctxtool"
 	"github.com/elastic/go-concert/timed"
 
+	"github.com/defenderbeat/defenderbeat/internal/inputkit"
 	"github.com/defenderbeat/defenderbeat/internal/msapi"
 	"github.com/defenderbeat/defenderbeat/internal/transform"
 )
@@ -422,23 +422,11 @@ func (p *poller) publishRecord(raw []byte, cur Cursor) {
 func (p *poller) opts() transform.Options { return transform.Options{Tags: p.in.cfg.Tags} }
 
 func (p *poller) publishOne(ev beat.Event, cur any) {
-	decorate(&ev, p.in.spec.Dataset, p.in.cfg.Namespace)
+	inputkit.Decorate(&ev, p.in.spec.Dataset, p.in.cfg.Namespace)
 	if err := p.pub.Publish(ev, cur); err != nil {
 		return // shutting down; the cursor stays at the last ACKed record
 	}
 	p.metrics.AddEvents(1)
-}
-
-// decorate adds what the transform leaves to the input: where the document goes. Tags are
-// removed because libbeat adds the input's configured tags itself.
-func decorate(ev *beat.Event, dataset, namespace string) {
-	if ev.Fields == nil {
-		ev.Fields = mapstr.M{}
-	}
-	ev.Fields.Delete("tags")
-	full := "m365_defender." + dataset
-	_, _ = ev.Fields.Put("event.dataset", full)
-	ev.Fields["data_stream"] = mapstr.M{"type": "logs", "dataset": full, "namespace": namespace}
 }
 
 // report logs a failed run once and sets the status an operator sees in Fleet.

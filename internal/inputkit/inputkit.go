@@ -1,0 +1,65 @@
+// Package inputkit holds what every defenderbeat input shares besides the Microsoft API client:
+// the options every input has, how configuration problems are reported, and what an input adds
+// to each document before publishing it.
+package inputkit
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/elastic/beats/v7/libbeat/beat"
+	"github.com/elastic/elastic-agent-libs/mapstr"
+)
+
+// Common are the options of every input. Tags, index and processors are also read by libbeat
+// itself (the beater fills their defaults per dataset).
+type Common struct {
+	Type      string   `config:"type"`
+	ID        string   `config:"id"`
+	Tags      []string `config:"tags"`
+	Namespace string   `config:"namespace"`
+}
+
+// DefaultNamespace is the data stream namespace when none is configured.
+const DefaultNamespace = "default"
+
+// Problems checks the common options.
+func (c Common) Problems() []error {
+	var errs []error
+	if strings.TrimSpace(c.ID) == "" {
+		errs = append(errs, errors.New("id: required; give every input a stable id, it is part of the cursor key"))
+	}
+	if c.Namespace == "" || strings.ContainsAny(c.Namespace, `\/*?"<>| ,#:-`) || strings.ToLower(c.Namespace) != c.Namespace {
+		errs = append(errs, fmt.Errorf("namespace: %q must be lowercase and free of \\ / * ? \" < > | , # : - and spaces (it is part of the data stream name)", c.Namespace))
+	}
+	return errs
+}
+
+// Report renders every problem of one input in one error, naming the input, so a user fixes a
+// configuration in one round instead of one error per start. It returns nil without problems.
+func Report(inputType, id string, errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	if id == "" {
+		id = "(no id)"
+	}
+	msgs := make([]string, len(errs))
+	for i, err := range errs {
+		msgs[i] = err.Error()
+	}
+	return fmt.Errorf("input %q (type %s): %d problem(s):\n  - %s", id, inputType, len(errs), strings.Join(msgs, "\n  - "))
+}
+
+// Decorate adds what the processing leaves to the input: where the document goes. The
+// processing's tags are removed because libbeat adds the input's configured tags itself.
+func Decorate(ev *beat.Event, dataset, namespace string) {
+	if ev.Fields == nil {
+		ev.Fields = mapstr.M{}
+	}
+	ev.Fields.Delete("tags")
+	full := "m365_defender." + dataset
+	_, _ = ev.Fields.Put("event.dataset", full)
+	ev.Fields["data_stream"] = mapstr.M{"type": "logs", "dataset": full, "namespace": namespace}
+}
