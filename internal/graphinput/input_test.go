@@ -10,8 +10,10 @@ import (
 
 	"github.com/elastic/beats/v7/libbeat/beat"
 	"github.com/elastic/beats/v7/libbeat/management/status"
+	conf "github.com/elastic/elastic-agent-libs/config"
 	"github.com/elastic/elastic-agent-libs/mapstr"
 
+	"github.com/defenderbeat/defenderbeat/internal/cursortest"
 	"github.com/defenderbeat/defenderbeat/internal/msapi"
 	"github.com/defenderbeat/defenderbeat/internal/simulator"
 	"github.com/defenderbeat/defenderbeat/internal/transform"
@@ -82,13 +84,38 @@ var (
 func fastRetries(o *msapi.Options) { o.SetRetryBackoff(50*time.Millisecond, 1500*time.Millisecond) }
 
 func startSim(t *testing.T, cfg simulator.Config) *simulator.Server {
+	return cursortest.StartSim(t, cfg)
+}
+
+// simSettings points an input at a simulator, polling fast and reading all of its 48 hours.
+func simSettings(sim *simulator.Server, id string, extra map[string]any) map[string]any {
+	s := map[string]any{"interval": "100ms", "initial_interval": "72h"}
+	for k, v := range extra {
+		s[k] = v
+	}
+	return cursortest.SimSettings(sim, id, s)
+}
+
+func idsOf(t *testing.T, events []beat.Event, key string) []string {
 	t.Helper()
-	sim, err := simulator.Start(cfg)
+	out := make([]string, 0, len(events))
+	for _, ev := range events {
+		v, err := ev.Fields.GetValue(key)
+		if err != nil {
+			t.Fatalf("event without %s: %v", key, ev.Fields)
+		}
+		out = append(out, fmt.Sprint(v))
+	}
+	return out
+}
+
+func mustConfig(t *testing.T, m map[string]any) *conf.C {
+	t.Helper()
+	c, err := conf.NewConfigFrom(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = sim.Close() })
-	return sim
+	return c
 }
 
 func metaIDs(events []beat.Event) []string {
@@ -143,11 +170,11 @@ func recordIDs(t *testing.T, events []beat.Event) []string {
 
 func TestFirstRunThenIncrementalWithRestart(t *testing.T) {
 	sim := startSim(t, simulator.Config{Seed: 7, Alerts: 120, Incidents: 5})
-	h := newHarness(t)
+	h := cursortest.New(t)
 	settings := simSettings(sim, "alerts", map[string]any{"batch_size": 25})
 
-	h.run(alertSpec, settings, 20*time.Second, func() bool { return len(h.published()) >= 120 })
-	first := h.published()
+	h.Run(alertSpec.Plugin, settings, 20*time.Second, func() bool { return len(h.Published()) >= 120 })
+	first := h.Published()
 	if len(first) != 120 {
 		t.Fatalf("first run published %d documents, want the 120 alerts", len(first))
 	}
@@ -164,13 +191,12 @@ func TestFirstRunThenIncrementalWithRestart(t *testing.T) {
 	// New and updated alerts appear; a restarted input (same registry) fetches exactly those.
 	sim.Tick()
 	sim.Tick()
-	h2 := newHarness(t)
-	h2.dir = h.dir
+	h2 := h.Restart()
 	time.Sleep(10 * time.Millisecond)
-	h2.run(alertSpec, settings, 20*time.Second, func() bool { return len(h2.published()) > 0 && h2.lastStatus().status == status.Running })
+	h2.Run(alertSpec.Plugin, settings, 20*time.Second, func() bool { return len(h2.Published()) > 0 && h2.LastStatus().Status == status.Running })
 	// Give it one more interval to prove it does not re-read what it has.
 	time.Sleep(300 * time.Millisecond)
-	second := h2.published()
+	second := h2.Published()
 	if len(second) == 0 {
 		t.Fatal("restarted input published nothing after the tenant changed")
 	}
@@ -195,11 +221,11 @@ func TestRecordsSharingOneTimestampAcrossPages(t *testing.T) {
 			if !withNextLink {
 				sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultNoNextLink, Times: -1})
 			}
-			h := newHarness(t)
-			h.run(alertSpec, simSettings(sim, "same-ts", map[string]any{"batch_size": 10}), 20*time.Second,
-				func() bool { return len(h.published()) >= len(want) })
+			h := cursortest.New(t)
+			h.Run(alertSpec.Plugin, simSettings(sim, "same-ts", map[string]any{"batch_size": 10}), 20*time.Second,
+				func() bool { return len(h.Published()) >= len(want) })
 			time.Sleep(300 * time.Millisecond) // more intervals: nothing may come twice
-			got := recordIDs(t, h.published())
+			got := recordIDs(t, h.Published())
 			assertUnique(t, got)
 			slices.Sort(got)
 			slices.Sort(want)
@@ -218,22 +244,21 @@ func TestUnackedDocumentsAreSentAgainAfterRestart(t *testing.T) {
 	settings := simSettings(sim, "outage", map[string]any{"batch_size": 10})
 
 	// The output takes everything but acknowledges only the first 15: an outage mid-stream.
-	h := newHarness(t)
-	h.autoAck = false
-	h.run(alertSpec, settings, 20*time.Second, func() bool {
-		if len(h.published()) >= 40 {
-			h.ack(15)
+	h := cursortest.New(t)
+	h.AutoAck = false
+	h.Run(alertSpec.Plugin, settings, 20*time.Second, func() bool {
+		if len(h.Published()) >= 40 {
+			h.Ack(15)
 			return true
 		}
 		return false
 	})
-	first := h.published()
+	first := h.Published()
 
-	h2 := newHarness(t)
-	h2.dir = h.dir
-	h2.run(alertSpec, settings, 20*time.Second, func() bool { return len(h2.published()) >= 25 })
+	h2 := h.Restart()
+	h2.Run(alertSpec.Plugin, settings, 20*time.Second, func() bool { return len(h2.Published()) >= 25 })
 	time.Sleep(300 * time.Millisecond)
-	second := h2.published()
+	second := h2.Published()
 	if len(second) != 25 {
 		t.Fatalf("after restart %d documents were re-sent, want the 25 not acknowledged", len(second))
 	}
@@ -259,13 +284,13 @@ func TestThrottlingAndServerErrorsAreRetried(t *testing.T) {
 		t.Run(fmt.Sprintf("%d-retry-after-%q", f.Status, f.RetryAfter), func(t *testing.T) {
 			sim := startSim(t, simulator.Config{Seed: 5, Alerts: 12, Incidents: 1})
 			sim.AddFault(f)
-			h := newHarness(t)
+			h := cursortest.New(t)
 			start := time.Now()
-			h.run(alertSpec, simSettings(sim, "retry", nil), 30*time.Second, func() bool { return len(h.published()) >= 12 })
+			h.Run(alertSpec.Plugin, simSettings(sim, "retry", nil), 30*time.Second, func() bool { return len(h.Published()) >= 12 })
 			if f.RetryAfter == "1" && time.Since(start) < 2*time.Second {
 				t.Fatalf("Retry-After: 1 twice was not honoured (done in %s)", time.Since(start))
 			}
-			assertUnique(t, metaIDs(h.published()))
+			assertUnique(t, metaIDs(h.Published()))
 			if n := countRequests(sim, alertSpec.Path, ""); n < f.Times+1 {
 				t.Fatalf("%d requests, want the %d failures retried", n, f.Times)
 			}
@@ -275,13 +300,13 @@ func TestThrottlingAndServerErrorsAreRetried(t *testing.T) {
 
 func TestExpiredTokenIsRefreshed(t *testing.T) {
 	sim := startSim(t, simulator.Config{Seed: 9, Alerts: 10, Incidents: 1})
-	h := newHarness(t)
+	h := cursortest.New(t)
 	settings := simSettings(sim, "expiry", nil)
-	h.run(alertSpec, settings, 20*time.Second, func() bool { return len(h.published()) >= 10 })
+	h.Run(alertSpec.Plugin, settings, 20*time.Second, func() bool { return len(h.Published()) >= 10 })
 	issued := sim.TokensIssued()
 	sim.ExpireTokens()
 	sim.Tick()
-	h.run(alertSpec, settings, 20*time.Second, func() bool { return len(h.published()) > 10 })
+	h.Run(alertSpec.Plugin, settings, 20*time.Second, func() bool { return len(h.Published()) > 10 })
 	if sim.TokensIssued() <= issued {
 		t.Fatal("no new token was requested after the old one was rejected")
 	}
@@ -297,17 +322,17 @@ func TestAuthFailureKeepsCursorAndPublishesNothing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			sim.ClearFaults()
 			sim.AddFault(simulator.Fault{Path: alertSpec.Path, Status: tc.status, Times: -1})
-			h := newHarness(t)
-			h.run(alertSpec, simSettings(sim, "auth-"+tc.name, nil), 10*time.Second, func() bool { return h.sawStatus(tc.want) })
-			if n := len(h.published()); n != 0 {
+			h := cursortest.New(t)
+			h.Run(alertSpec.Plugin, simSettings(sim, "auth-"+tc.name, nil), 10*time.Second, func() bool { return h.SawStatus(tc.want) })
+			if n := len(h.Published()); n != 0 {
 				t.Fatalf("%d documents published for a %d", n, tc.status)
 			}
-			if msg := h.lastStatus().msg; !strings.Contains(msg, "SecurityAlert.Read.All") {
+			if msg := h.LastStatus().Msg; !strings.Contains(msg, "SecurityAlert.Read.All") {
 				t.Fatalf("status message does not name the permission: %q", msg)
 			}
 			// Once the permission is granted the same input collects everything.
 			sim.ClearFaults()
-			h.run(alertSpec, simSettings(sim, "auth-"+tc.name, nil), 10*time.Second, func() bool { return len(h.published()) >= 5 })
+			h.Run(alertSpec.Plugin, simSettings(sim, "auth-"+tc.name, nil), 10*time.Second, func() bool { return len(h.Published()) >= 5 })
 		})
 	}
 }
@@ -316,11 +341,11 @@ func TestIncidentExpandFallback(t *testing.T) {
 	sim := startSim(t, simulator.Config{Seed: 4, Alerts: 60, Incidents: 8})
 	// Only the listing is poisoned; the per-incident reads also carry $expand and succeed.
 	sim.AddFault(simulator.Fault{Path: incidentSpec.Path, ExactPath: true, Query: "$expand=alerts", Status: 500, Times: -1})
-	h := newHarness(t)
+	h := cursortest.New(t)
 	settings := simSettings(sim, "incidents", map[string]any{"batch_size": 5})
-	h.run(incidentSpec, settings, 30*time.Second, func() bool { return h.sawStatus(status.Degraded) && len(h.published()) > 0 })
+	h.Run(incidentSpec.Plugin, settings, 30*time.Second, func() bool { return h.SawStatus(status.Degraded) && len(h.Published()) > 0 })
 	time.Sleep(500 * time.Millisecond)
-	events := h.published()
+	events := h.Published()
 	withAlerts := 0
 	for _, ev := range events {
 		if _, err := ev.Fields.GetValue("record.alert"); err == nil {
@@ -336,10 +361,10 @@ func TestIncidentExpandFallback(t *testing.T) {
 func TestForeignNextLinkIsRejected(t *testing.T) {
 	sim := startSim(t, simulator.Config{Seed: 6, Alerts: 30, Incidents: 1})
 	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultForeignNextLink, Times: -1})
-	h := newHarness(t)
-	h.run(alertSpec, simSettings(sim, "foreign", map[string]any{"batch_size": 10}), 10*time.Second,
-		func() bool { return h.sawStatus(status.Degraded) })
-	if msg := h.lastStatus().msg; !strings.Contains(msg, "evil.example.test") {
+	h := cursortest.New(t)
+	h.Run(alertSpec.Plugin, simSettings(sim, "foreign", map[string]any{"batch_size": 10}), 10*time.Second,
+		func() bool { return h.SawStatus(status.Degraded) })
+	if msg := h.LastStatus().Msg; !strings.Contains(msg, "evil.example.test") {
 		t.Fatalf("status does not name the foreign host: %q", msg)
 	}
 }
@@ -347,27 +372,27 @@ func TestForeignNextLinkIsRejected(t *testing.T) {
 func TestMalformedPageDoesNotStallOrCrash(t *testing.T) {
 	sim := startSim(t, simulator.Config{Seed: 8, Alerts: 10, Incidents: 1})
 	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultMalformedJSON, Times: 1})
-	h := newHarness(t)
-	h.run(alertSpec, simSettings(sim, "bad-page", nil), 20*time.Second,
-		func() bool { return h.sawStatus(status.Degraded) && len(h.published()) >= 10 })
-	assertUnique(t, metaIDs(h.published()))
-	if h.lastStatus().status != status.Running {
-		t.Fatalf("status after recovery: %+v", h.lastStatus())
+	h := cursortest.New(t)
+	h.Run(alertSpec.Plugin, simSettings(sim, "bad-page", nil), 20*time.Second,
+		func() bool { return h.SawStatus(status.Degraded) && len(h.Published()) >= 10 })
+	assertUnique(t, metaIDs(h.Published()))
+	if h.LastStatus().Status != status.Running {
+		t.Fatalf("status after recovery: %+v", h.LastStatus())
 	}
 }
 
 func TestOversizedPageIsReadInSmallerPages(t *testing.T) {
 	sim := startSim(t, simulator.Config{Seed: 8, Alerts: 10, Incidents: 1})
 	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultHugeBody, HugeBytes: 2 << 20, Times: 1})
-	h := newHarness(t)
-	h.run(alertSpec, simSettings(sim, "huge-page", map[string]any{"max_response_bytes": 1 << 20}), 20*time.Second,
-		func() bool { return len(h.published()) >= 10 })
-	assertUnique(t, metaIDs(h.published()))
+	h := cursortest.New(t)
+	h.Run(alertSpec.Plugin, simSettings(sim, "huge-page", map[string]any{"max_response_bytes": 1 << 20}), 20*time.Second,
+		func() bool { return len(h.Published()) >= 10 })
+	assertUnique(t, metaIDs(h.Published()))
 	if countRequests(sim, alertSpec.Path, "$top=500") == 0 {
 		t.Fatal("after an oversized page the input did not ask for a smaller page")
 	}
-	if h.sawStatus(status.Degraded) || h.sawStatus(status.Failed) {
-		t.Fatalf("an oversized page that smaller pages fix is not a failure: %+v", h.lastStatus())
+	if h.SawStatus(status.Degraded) || h.SawStatus(status.Failed) {
+		t.Fatalf("an oversized page that smaller pages fix is not a failure: %+v", h.LastStatus())
 	}
 }
 
@@ -376,30 +401,29 @@ func TestSkipBeyondGraphLimitIsReported(t *testing.T) {
 	sim.Reset()
 	putAlertsAt(sim, "crowd", 650, time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04:05.0000000Z"))
 	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultNoNextLink, Times: -1})
-	h := newHarness(t)
-	h.run(alertSpec, simSettings(sim, "crowd", map[string]any{"batch_size": 100}), 20*time.Second,
-		func() bool { return h.sawStatus(status.Degraded) })
-	got := recordIDs(t, h.published())
+	h := cursortest.New(t)
+	h.Run(alertSpec.Plugin, simSettings(sim, "crowd", map[string]any{"batch_size": 100}), 20*time.Second,
+		func() bool { return h.SawStatus(status.Degraded) })
+	got := recordIDs(t, h.Published())
 	assertUnique(t, got)
 	if len(got) != 600 {
 		t.Fatalf("published %d, want the 600 reachable with $skip <= 500", len(got))
 	}
-	if msg := h.lastStatus().msg; !strings.Contains(msg, "$skip") {
+	if msg := h.LastStatus().Msg; !strings.Contains(msg, "$skip") {
 		t.Fatalf("status does not explain the limit: %q", msg)
 	}
 }
 
 func TestOverlapRereadsWithTheSameIDs(t *testing.T) {
 	sim := startSim(t, simulator.Config{Seed: 12, Alerts: 30, Incidents: 1})
-	h := newHarness(t)
-	h.run(alertSpec, simSettings(sim, "overlap", nil), 20*time.Second, func() bool { return len(h.published()) >= 30 })
-	first := metaIDs(h.published())
+	h := cursortest.New(t)
+	h.Run(alertSpec.Plugin, simSettings(sim, "overlap", nil), 20*time.Second, func() bool { return len(h.Published()) >= 30 })
+	first := metaIDs(h.Published())
 
-	h2 := newHarness(t)
-	h2.dir = h.dir
-	h2.run(alertSpec, simSettings(sim, "overlap", map[string]any{"overlap": "72h"}), 20*time.Second,
-		func() bool { return len(h2.published()) >= 30 })
-	for _, id := range metaIDs(h2.published()) {
+	h2 := h.Restart()
+	h2.Run(alertSpec.Plugin, simSettings(sim, "overlap", map[string]any{"overlap": "72h"}), 20*time.Second,
+		func() bool { return len(h2.Published()) >= 30 })
+	for _, id := range metaIDs(h2.Published()) {
 		if !slices.Contains(first, id) {
 			t.Fatalf("a re-read document got a new _id %s", id)
 		}
@@ -408,9 +432,9 @@ func TestOverlapRereadsWithTheSameIDs(t *testing.T) {
 
 func TestUnknownEnumMembersAreRequested(t *testing.T) {
 	sim := startSim(t, simulator.Config{Seed: 13, Alerts: 5, Incidents: 1})
-	h := newHarness(t)
-	h.run(alertSpec, simSettings(sim, "enums", map[string]any{"include_unknown_enum_members": true}), 20*time.Second,
-		func() bool { return len(h.published()) >= 5 })
+	h := cursortest.New(t)
+	h.Run(alertSpec.Plugin, simSettings(sim, "enums", map[string]any{"include_unknown_enum_members": true}), 20*time.Second,
+		func() bool { return len(h.Published()) >= 5 })
 	for _, r := range sim.Requests() {
 		if r.Path == alertSpec.Path && r.Header.Get("Prefer") != "include-unknown-enum-members" {
 			t.Fatalf("request without the Prefer header: %v", r.Header)
@@ -421,8 +445,8 @@ func TestUnknownEnumMembersAreRequested(t *testing.T) {
 func TestPartialAnswerIsPublished(t *testing.T) {
 	sim := startSim(t, simulator.Config{Seed: 10, Alerts: 10, Incidents: 1})
 	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultPartial, Times: 1})
-	h := newHarness(t)
-	h.run(alertSpec, simSettings(sim, "partial", nil), 10*time.Second, func() bool { return len(h.published()) >= 10 })
+	h := cursortest.New(t)
+	h.Run(alertSpec.Plugin, simSettings(sim, "partial", nil), 10*time.Second, func() bool { return len(h.Published()) >= 10 })
 }
 
 func TestConfigProblemsAreAllReported(t *testing.T) {

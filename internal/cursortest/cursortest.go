@@ -1,0 +1,309 @@
+// Package cursortest runs a cursor input in a test the way the beat runs it: filebeat's cursor
+// input manager, a memlog registry on disk, and a fake output whose ACKs move the cursor. The
+// registry directory outlives a run, so a second run on it is a restart.
+package cursortest
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v2 "github.com/elastic/beats/v7/filebeat/input/v2"
+	"github.com/elastic/beats/v7/libbeat/beat"
+	"github.com/elastic/beats/v7/libbeat/common/transform/typeconv"
+	"github.com/elastic/beats/v7/libbeat/management/status"
+	pubtest "github.com/elastic/beats/v7/libbeat/publisher/testing"
+	"github.com/elastic/beats/v7/libbeat/statestore"
+	"github.com/elastic/beats/v7/libbeat/statestore/backend/memlog"
+	conf "github.com/elastic/elastic-agent-libs/config"
+	"github.com/elastic/elastic-agent-libs/logp"
+	"github.com/elastic/elastic-agent-libs/monitoring"
+	"github.com/elastic/go-concert/unison"
+
+	"github.com/defenderbeat/defenderbeat/internal/simulator"
+)
+
+// ackBatch is how many events the fake output gathers before it ACKs, like a bulk request.
+const ackBatch = 1024
+
+// Harness is one input run's output and status reporter.
+type Harness struct {
+	T   testing.TB
+	Dir string // the registry directory
+	// AutoAck makes the output ACK in batches and whenever the run loop looks (every 10 ms);
+	// without it only Ack moves the cursor.
+	AutoAck bool
+	// Discard keeps no events (large runs); OnEvent still sees each one, under the lock.
+	Discard bool
+	OnEvent func(beat.Event)
+	Log     *logp.Logger // default: discard
+
+	mu       sync.Mutex
+	events   []beat.Event
+	count    int
+	pending  int
+	acked    int
+	listener beat.EventListener
+	statuses []StatusUpdate
+	snapshot monitoring.FlatSnapshot
+	started  time.Time
+}
+
+// StatusUpdate is one status the input reported.
+type StatusUpdate struct {
+	Status status.Status
+	Msg    string
+}
+
+// New is a harness with a fresh registry that ACKs automatically.
+func New(t testing.TB) *Harness {
+	return &Harness{T: t, Dir: t.TempDir(), AutoAck: true}
+}
+
+// Restart is a new harness on the same registry.
+func (h *Harness) Restart() *Harness {
+	h2 := New(h.T)
+	h2.Dir = h.Dir
+	return h2
+}
+
+// PluginFunc builds the input plugin on the harness's state store.
+type PluginFunc func(*logp.Logger, statestore.States) v2.Plugin
+
+type states struct{ reg *statestore.Registry }
+
+func (s states) StoreFor(string) (*statestore.Store, error) { return s.reg.Get("defenderbeat") }
+func (s states) CleanupInterval() time.Duration             { return time.Hour }
+
+// UpdateStatus records a status (the harness is the input's status reporter).
+func (h *Harness) UpdateStatus(s status.Status, msg string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.statuses = append(h.statuses, StatusUpdate{s, msg})
+}
+
+func (h *Harness) connector() beat.PipelineConnector {
+	return pubtest.FakeConnector{ConnectFunc: func(cfg beat.ClientConfig) (beat.Client, error) {
+		h.mu.Lock()
+		h.listener = cfg.EventListener
+		h.mu.Unlock()
+		return &pubtest.FakeClient{PublishFunc: func(ev beat.Event) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.count++
+			if !h.Discard {
+				h.events = append(h.events, ev)
+			}
+			if h.OnEvent != nil {
+				h.OnEvent(ev)
+			}
+			h.listener.AddEvent(ev, true)
+			h.pending++
+			if h.AutoAck && h.pending >= ackBatch {
+				h.ackLocked(h.pending)
+			}
+		}}, nil
+	}}
+}
+
+// Ack acknowledges the next n published events, as the output would.
+func (h *Harness) Ack(n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ackLocked(n)
+}
+
+func (h *Harness) ackLocked(n int) {
+	n = min(n, h.pending)
+	if n <= 0 {
+		return
+	}
+	h.pending -= n
+	h.acked += n
+	h.listener.ACKEvents(n)
+}
+
+// Published returns the events published so far (none with Discard).
+func (h *Harness) Published() []beat.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]beat.Event(nil), h.events...)
+}
+
+// Count is how many events were published.
+func (h *Harness) Count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.count
+}
+
+// LastStatus is the last status reported (zero before any).
+func (h *Harness) LastStatus() StatusUpdate {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.statuses) == 0 {
+		return StatusUpdate{}
+	}
+	return h.statuses[len(h.statuses)-1]
+}
+
+// SawStatus reports whether the input ever reported s.
+func (h *Harness) SawStatus(s status.Status) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, u := range h.statuses {
+		if u.Status == s {
+			return true
+		}
+	}
+	return false
+}
+
+// StartedAt is when the last run started.
+func (h *Harness) StartedAt() time.Time { return h.started }
+
+// Metric is an integer metric of the input as it stood when the run was stopped.
+func (h *Harness) Metric(name string) int64 {
+	h.T.Helper()
+	for k, v := range h.snapshot.Ints {
+		if k == name || strings.HasSuffix(k, "."+name) {
+			return v
+		}
+	}
+	h.T.Fatalf("no metric %s in %v", name, h.snapshot.Ints)
+	return 0
+}
+
+// Run starts the input and stops it once done() holds, failing the test after timeout.
+func (h *Harness) Run(plugin PluginFunc, settings map[string]any, timeout time.Duration, done func() bool) {
+	h.T.Helper()
+	log := h.Log
+	if log == nil {
+		log = logp.NewNopLogger()
+	}
+	backend, err := memlog.New(log, memlog.Settings{Root: h.Dir, FileMode: 0o600})
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	reg := statestore.NewRegistry(backend)
+	defer reg.Close()
+
+	p := plugin(log, states{reg})
+	var tasks unison.TaskGroup
+	if err := p.Manager.Init(&tasks); err != nil {
+		h.T.Fatal(err)
+	}
+	defer func() { _ = tasks.Stop() }()
+
+	inp, err := p.Manager.Create(conf.MustNewConfigFrom(settings))
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	metrics := monitoring.NewRegistry()
+	finished := make(chan error, 1)
+	h.started = time.Now()
+	go func() {
+		finished <- inp.Run(v2.Context{
+			ID:              "test",
+			Name:            p.Name,
+			Cancelation:     ctx,
+			Logger:          log,
+			MetricsRegistry: metrics,
+			StatusReporter:  h,
+		}, h.connector())
+	}()
+
+	flush := func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.AutoAck && h.listener != nil {
+			h.ackLocked(h.pending) // the output's flush of a partial batch
+		}
+	}
+	deadline := time.Now().Add(timeout)
+	for !done() {
+		if time.Now().After(deadline) {
+			cancel()
+			<-finished
+			h.T.Fatalf("condition not reached within %s; %d events published, last status %+v", timeout, h.Count(), h.LastStatus())
+		}
+		select {
+		case err := <-finished:
+			h.T.Fatalf("input stopped early: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		flush()
+	}
+	flush()
+	// The input's metrics are unregistered when it stops: keep what they said at the end.
+	h.snapshot = monitoring.CollectFlatSnapshot(metrics, monitoring.Full, false)
+	cancel()
+	if err := <-finished; err != nil {
+		h.T.Fatalf("input returned %v", err)
+	}
+}
+
+// StoredCursor reads an input's cursor from the registry directory, as a restart would; key is
+// "<input type>::<id>::<source>".
+func (h *Harness) StoredCursor(key string, into any) bool {
+	h.T.Helper()
+	backend, err := memlog.New(logp.NewNopLogger(), memlog.Settings{Root: h.Dir, FileMode: 0o600})
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	reg := statestore.NewRegistry(backend)
+	defer reg.Close()
+	store, err := reg.Get("defenderbeat")
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	defer store.Close()
+	if ok, _ := store.Has(key); !ok {
+		return false
+	}
+	var st struct {
+		Cursor map[string]any `struct:"cursor"`
+	}
+	if err := store.Get(key, &st); err != nil {
+		h.T.Fatal(err)
+	}
+	if st.Cursor == nil {
+		return false
+	}
+	if err := typeconv.Convert(into, st.Cursor); err != nil {
+		h.T.Fatal(err)
+	}
+	return true
+}
+
+// StartSim starts a simulated tenant for the test.
+func StartSim(t testing.TB, cfg simulator.Config) *simulator.Server {
+	t.Helper()
+	sim, err := simulator.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	return sim
+}
+
+// SimSettings are an input's options pointing at a simulated tenant, with extra on top.
+func SimSettings(sim *simulator.Server, id string, extra map[string]any) map[string]any {
+	s := map[string]any{
+		"id":                          id,
+		"tenant_id":                   sim.TenantID(),
+		"client_id":                   sim.ClientID(),
+		"client_secret":               sim.ClientSecret(),
+		"login_url":                   sim.URL(),
+		"request_url":                 sim.URL(),
+		"ssl.certificate_authorities": []string{sim.CAFile()},
+	}
+	for k, v := range extra {
+		s[k] = v
+	}
+	return s
+}
