@@ -232,15 +232,16 @@ func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 		if err != nil {
 			return pos, err
 		}
-		if page.NextLink != "" {
+		if page.NextLink != "" && !growsSkip(page.NextLink) {
 			next, query = page.NextLink, nil
 			continue
 		}
-		if st.records < p.top {
+		if page.NextLink == "" && st.records < p.top {
 			break
 		}
-		// A full page without nextLink: Graph stopped paging for us. Continue from the newest
-		// timestamp we have; records already sent at that instant are skipped by id.
+		// A full page without nextLink (Graph stopped paging for us), or a nextLink that pages
+		// by a growing $skip: continue from the newest timestamp we have instead; records
+		// already sent at that instant are skipped by id.
 		skip := 0
 		if st.oneTS && st.firstTS.Equal(pos.ts) {
 			// Every record of the page shares one instant, so `ge` alone would return the same
@@ -319,6 +320,15 @@ func (p *poller) readPage(ctx context.Context, next string, query url.Values, po
 		p.log.Warnw("Graph answered 206: some providers did not respond, the page may be incomplete.", "warning", page.Warning)
 	}
 	return page, st, err
+}
+
+// growsSkip reports whether a nextLink pages by offset ($skip). Following one is not safe: Graph
+// refuses $skip above 500, and a record updated while we page moves to the end of the ordering,
+// shifting the rest by one so that the record at the page boundary would never be returned.
+// Re-querying from the last timestamp has neither problem.
+func growsSkip(nextLink string) bool {
+	u, err := url.Parse(nextLink)
+	return err == nil && u.Query().Has("$skip")
 }
 
 func withoutExpand(next string, query url.Values) (string, url.Values) {

@@ -469,3 +469,36 @@ func TestConfigProblemsAreAllReported(t *testing.T) {
 		t.Fatalf("include_alerts on an alert input not reported: %v", err)
 	}
 }
+
+// TestOffsetNextLinksAreNotFollowed: with nextLinks that page by a growing $skip, the input
+// re-queries by timestamp instead, so records updated while it pages cannot make it miss
+// another record, and Graph's $skip ceiling of 500 is never reached.
+func TestOffsetNextLinksAreNotFollowed(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 14, Alerts: 700, Incidents: 1, SkipNextLinks: true})
+	before := sim.Alerts()
+	h := cursortest.New(t)
+	updated := false
+	h.OnEvent = func(beat.Event) {
+		if !updated {
+			// An update while the input pages: the record moves to the end of the ordering.
+			updated = true
+			go sim.Tick()
+		}
+	}
+	h.Run(alertSpec.Plugin, simSettings(sim, "offset-links", map[string]any{"batch_size": 50}), 30*time.Second,
+		func() bool { return len(h.Published()) >= 700 && h.LastStatus().Status == status.Running })
+	got := map[string]bool{}
+	for _, id := range recordIDs(t, h.Published()) {
+		got[id] = true
+	}
+	for _, a := range before {
+		if id := fmt.Sprint(a["id"]); !got[id] {
+			t.Fatalf("alert %s was never published", id)
+		}
+	}
+	for _, r := range sim.Requests() {
+		if r.Path == alertSpec.Path && strings.Contains(r.RawQuery, "$skip=") {
+			t.Fatalf("followed an offset nextLink: %s", r.RawQuery)
+		}
+	}
+}

@@ -346,7 +346,11 @@ func (s *Server) serveCollection(w http.ResponseWriter, r *http.Request, rt grap
 	}
 	var nextLink string
 	if page.more {
-		parts := append(append([]string(nil), q.rawKeep...), "$skiptoken="+encodeSkipToken(q.offset+len(page.items)))
+		next := "$skiptoken=" + encodeSkipToken(q.offset+len(page.items))
+		if s.cfg.SkipNextLinks {
+			next = fmt.Sprintf("$skip=%d", q.offset+len(page.items))
+		}
+		parts := append(append([]string(nil), q.rawKeep...), next)
 		nextLink = base + r.URL.Path + "?" + strings.Join(parts, "&")
 	}
 	fault, hasFault := s.faults.take(r, s.tenantID, isPageFault)

@@ -46,6 +46,9 @@ type Config struct {
 
 	// ChangeEvery > 0 applies Tick periodically so a running client keeps receiving data.
 	ChangeEvery time.Duration
+	// SkipNextLinks makes Graph's @odata.nextLink carry a growing $skip (as some Graph
+	// collections do) instead of a $skiptoken; $skip above 500 is then refused like Graph does.
+	SkipNextLinks bool
 	// MDE sizes the Defender for Endpoint vulnerability export and delta data.
 	MDE  MDEConfig
 	Now  func() time.Time                 // default time.Now
