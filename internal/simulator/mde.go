@@ -7,7 +7,8 @@ package simulator
 //
 // Files: mde.go (config, public API, routing), mde_rows.go (row generation),
 // mde_export.go (export endpoint, SAS, file downloads), mde_delta.go (delta
-// endpoint), mde_limits.go (per-tenant call limits).
+// endpoint), mde_vulns.go (vulnerability by id), mde_limits.go (per-tenant
+// call limits).
 
 import (
 	"crypto/rand"
@@ -15,6 +16,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,8 +33,9 @@ type MDEConfig struct {
 	ExportEvery time.Duration
 	// DeltaChangesPerTick is how many delta rows each Tick produces (default 10).
 	DeltaChangesPerTick int
-	// DisableThrottling switches off the export (5/min, 20/h) and delta
-	// (30/min, 1000/h) call limits, for tests of other things.
+	// DisableThrottling switches off the export (5/min, 20/h), delta
+	// (30/min, 1000/h) and vulnerability-by-id (100/min) call limits, for
+	// tests of other things.
 	DisableThrottling bool
 }
 
@@ -83,6 +86,8 @@ type mdeState struct {
 	tickCount  int
 	deltaTotal int
 	limits     *callLimits
+
+	vulnLookups atomic.Int64 // answered GET /api/vulnerabilities/{id}
 }
 
 func newMDEState(cfg MDEConfig, seed int64, tenant string, now time.Time) *mdeState {
@@ -179,6 +184,10 @@ func (s *Server) serveMDE(w http.ResponseWriter, r *http.Request) {
 	case mdeDeltaPath:
 		s.serveDelta(w, r)
 	default:
+		if isVulnerabilityPath(r.URL.Path) {
+			s.serveVulnerability(w, r)
+			return
+		}
 		writeMDEError(w, http.StatusNotFound, "ResourceNotFound", "Resource not found")
 	}
 }
