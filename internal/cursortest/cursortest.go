@@ -176,6 +176,15 @@ func (h *Harness) Metric(name string) int64 {
 	return 0
 }
 
+// Metrics are the input's integer metrics as they stood when the run was stopped.
+func (h *Harness) Metrics() map[string]int64 {
+	out := make(map[string]int64, len(h.snapshot.Ints))
+	for k, v := range h.snapshot.Ints {
+		out[k] = v
+	}
+	return out
+}
+
 // Run starts the input and stops it once done() holds, failing the test after timeout.
 func (h *Harness) Run(plugin PluginFunc, settings map[string]any, timeout time.Duration, done func() bool) {
 	h.T.Helper()
@@ -266,7 +275,7 @@ func (h *Harness) StoredCursor(key string, into any) bool {
 		return false
 	}
 	var st struct {
-		Cursor map[string]any `struct:"cursor"`
+		Cursor any `struct:"cursor"` // nil until an ACK stored one
 	}
 	if err := store.Get(key, &st); err != nil {
 		h.T.Fatal(err)
