@@ -232,6 +232,10 @@ func (d documenter) emitOne(a map[string]any, alertRaw []byte) error {
 		if provider, ok := a["serviceSource"].(string); ok && provider != "" {
 			event["provider"] = provider
 		}
+		// A single value, like the alert dataset's: the pipeline sets it from the one alert.
+		if family, ok := a["threatFamilyName"].(string); ok && family != "" {
+			_, _ = fields.Put("threat.group.name", family)
+		}
 		if alert := graphalert.MapAlert(a, graphalert.IncidentStream, keep, ecs); len(alert) > 0 {
 			custom["alert"] = alert
 		}
