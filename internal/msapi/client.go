@@ -317,6 +317,11 @@ func (c *Client) send(ctx context.Context, pathOrURL string, query url.Values, h
 	if err != nil {
 		return nil, nil, err
 	}
+	if stream {
+		// A streamed page is read one record at a time: StreamPage caps each record instead of
+		// the whole body.
+		ctx = context.WithValue(ctx, uncappedBody{}, true)
+	}
 	req, err := runtime.NewRequest(ctx, http.MethodGet, u.String())
 	if err != nil {
 		return nil, nil, err
@@ -344,7 +349,13 @@ func (c *Client) send(ctx context.Context, pathOrURL string, query url.Values, h
 		return nil, nil, c.transportError(ctx, http.MethodGet, u, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		body, err := runtime.Payload(resp)
+		var body []byte
+		if stream {
+			body, err = io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+			resp.Body.Close()
+		} else {
+			body, err = runtime.Payload(resp)
+		}
 		if err != nil {
 			return nil, nil, c.transportError(ctx, http.MethodGet, u, err)
 		}
@@ -387,7 +398,12 @@ func (c *Client) transportError(ctx context.Context, method string, u *url.URL, 
 // returns its records. StreamPage is the choice for pages that may be large.
 func (c *Client) GetPage(ctx context.Context, pathOrURL string, query url.Values, header http.Header) (*Page, error) {
 	page := &Page{}
+	var size int64
 	info, err := c.StreamPage(ctx, pathOrURL, query, header, func(raw json.RawMessage) error {
+		// The page is held whole here, so the whole page is what max_response_bytes caps.
+		if size += int64(len(raw)); size > c.opts.MaxResponseBytes {
+			return &bodyTooLargeError{limit: c.opts.MaxResponseBytes}
+		}
 		page.Values = append(page.Values, raw)
 		return nil
 	})
@@ -425,7 +441,7 @@ func (c *Client) StreamPage(ctx context.Context, pathOrURL string, query url.Val
 	info := &PageInfo{}
 	info.Partial, info.Warning = c.partial(resp, u)
 	var fnErr error
-	next, err := decodeRecords(resp.Body, func(raw json.RawMessage) error {
+	next, err := decodeRecords(resp.Body, c.opts.MaxResponseBytes, func(raw json.RawMessage) error {
 		if fnErr = fn(raw); fnErr != nil {
 			return fnErr
 		}
@@ -453,9 +469,12 @@ func (c *Client) StreamPage(ctx context.Context, pathOrURL string, query url.Val
 }
 
 // decodeRecords reads an OData page from r, calling fn for each element of "value" in order and
-// returning @odata.nextLink, wherever in the object each of them stands.
-func decodeRecords(r io.Reader, fn func(json.RawMessage) error) (next string, err error) {
-	dec := json.NewDecoder(r)
+// returning @odata.nextLink, wherever in the object each of them stands. With limit > 0 no
+// record (nor anything else between two records) may take more than limit bytes, so memory
+// stays bounded however long the page is.
+func decodeRecords(r io.Reader, limit int64, fn func(json.RawMessage) error) (next string, err error) {
+	lr := &recordLimiter{r: r, limit: limit}
+	dec := json.NewDecoder(lr)
 	tok, err := dec.Token()
 	if err != nil {
 		return "", err
@@ -480,6 +499,7 @@ func decodeRecords(r io.Reader, fn func(json.RawMessage) error) (next string, er
 				if err := dec.Decode(&raw); err != nil {
 					return "", err
 				}
+				lr.mark = dec.InputOffset()
 				if err := fn(raw); err != nil {
 					return "", err
 				}
@@ -505,6 +525,27 @@ func decodeRecords(r io.Reader, fn func(json.RawMessage) error) (next string, er
 	}
 	return next, nil
 }
+
+// recordLimiter fails a read that would put more than limit bytes between the end of the last
+// record and what the decoder holds: the decoder buffers one record at most, so this bounds it.
+type recordLimiter struct {
+	r     io.Reader
+	limit int64
+	read  int64 // bytes handed to the decoder
+	mark  int64 // input offset just after the last record
+}
+
+func (l *recordLimiter) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.read += int64(n)
+	if l.limit > 0 && l.read-l.mark > l.limit {
+		return n, &bodyTooLargeError{limit: l.limit}
+	}
+	return n, err
+}
+
+// uncappedBody marks a request whose body is capped per record by StreamPage.
+type uncappedBody struct{}
 
 // skipValue lets the decoder validate and step over a value without building it.
 type skipValue struct{}

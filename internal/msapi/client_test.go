@@ -476,9 +476,10 @@ func TestProxyURLIsUsed(t *testing.T) {
 	if _, err := e.client.GetPage(context.Background(), "/v1.0/security/alerts_v2", nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	// One tunnel to the login server, one to the API.
-	if tunnels.Load() != 2 {
-		t.Fatalf("%d CONNECT tunnels, want 2", tunnels.Load())
+	// At least one tunnel to the login server and one to the API (net/http may open a second
+	// connection to a host when a request starts before the previous body was fully read).
+	if tunnels.Load() < 2 {
+		t.Fatalf("%d CONNECT tunnels, want one to the login server and one to the API", tunnels.Load())
 	}
 }
 

@@ -3,13 +3,15 @@ package msapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 )
 
 // decodePage collects a page's records, for the tests of decodeRecords.
 func decodePage(body []byte) ([]json.RawMessage, string, error) {
 	var values []json.RawMessage
-	next, err := decodeRecords(bytes.NewReader(body), func(raw json.RawMessage) error {
+	next, err := decodeRecords(bytes.NewReader(body), 0, func(raw json.RawMessage) error {
 		values = append(values, raw)
 		return nil
 	})
@@ -78,4 +80,29 @@ func FuzzDecodePage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRecordLimitBoundsEachRecordNotThePage: a page far larger than the limit streams through
+// when every record fits, and a single record over the limit fails.
+func TestRecordLimitBoundsEachRecordNotThePage(t *testing.T) {
+	var page bytes.Buffer
+	page.WriteString(`{"@odata.nextLink":"n","value":[`)
+	for i := range 2000 {
+		if i > 0 {
+			page.WriteString(",")
+		}
+		page.WriteString(`{"id":"` + strings.Repeat("x", 500) + `"}`)
+	}
+	page.WriteString(`]}`)
+	n := 0
+	next, err := decodeRecords(bytes.NewReader(page.Bytes()), 4096, func(json.RawMessage) error { n++; return nil })
+	if err != nil || n != 2000 || next != "n" {
+		t.Fatalf("a 1 MB page of 500-byte records with a 4 KiB record limit: %d records, next %q, err %v", n, next, err)
+	}
+	big := `{"value":[{"id":"a"},{"id":"` + strings.Repeat("x", 10000) + `"}]}`
+	n = 0
+	_, err = decodeRecords(strings.NewReader(big), 4096, func(json.RawMessage) error { n++; return nil })
+	if !errors.Is(err, ErrBodyTooLarge) || n != 1 {
+		t.Fatalf("a 10 KB record with a 4 KiB limit: %d records before, err %v", n, err)
+	}
 }

@@ -34,11 +34,15 @@ func (t *limitedTransport) Do(r *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	if t.limit > 0 && resp.ContentLength > t.limit {
-		resp.Body.Close()
-		return nil, &bodyTooLargeError{limit: t.limit}
+	limit := t.limit
+	if r.Context().Value(uncappedBody{}) != nil {
+		limit = 0
 	}
-	resp.Body = &countingBody{rc: resp.Body, limit: t.limit, metrics: t.metrics}
+	if limit > 0 && resp.ContentLength > limit {
+		resp.Body.Close()
+		return nil, &bodyTooLargeError{limit: limit}
+	}
+	resp.Body = &countingBody{rc: resp.Body, limit: limit, metrics: t.metrics}
 	return resp, nil
 }
 
