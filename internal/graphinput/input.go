@@ -191,9 +191,6 @@ type poller struct {
 	// lists incidents without it and fetches each incident's alerts on its own.
 	expandBroken bool
 	degraded     string
-	// top is the page size of this run: batch_size, halved while pages exceed max_response_bytes
-	// (an incident page with hundreds of alerts each can), so no page is too big to read.
-	top int
 }
 
 // record is what the cursor needs from any Graph security record.
@@ -204,7 +201,7 @@ type record struct {
 
 func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 	cfg := &p.in.cfg
-	p.expandBroken, p.degraded, p.top = false, "", cfg.BatchSize
+	p.expandBroken, p.degraded = false, ""
 
 	lower := time.Now().UTC().Add(-cfg.InitialInterval)
 	if pos.raw != "" {
@@ -220,9 +217,13 @@ func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 	next := p.in.spec.Path
 	for {
 		page, st, err := p.readPage(ctx, next, query, &pos)
-		if errors.Is(err, msapi.ErrBodyTooLarge) && p.top > 1 {
-			p.top = max(1, p.top/2)
-			p.log.Warnw("A page was larger than max_response_bytes; asking for fewer records per page for the rest of this run.", "top", p.top, "error", err)
+		if errors.Is(err, msapi.ErrBodyTooLarge) && p.expands() {
+			// One incident with its alerts is more than max_response_bytes: list without
+			// $expand and read each incident's alerts on their own, so the cursor moves on.
+			p.expandBroken = true
+			p.degraded = fmt.Sprintf("an incident with its alerts is larger than max_response_bytes (%v); reading incidents without $expand and each one's alerts separately for the rest of this run", err)
+			p.log.Warn(p.degraded)
+			p.ctx.UpdateStatus(status.Degraded, p.degraded)
 			if pos.raw != "" {
 				from = pos.raw
 			}
@@ -236,7 +237,7 @@ func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 			next, query = page.NextLink, nil
 			continue
 		}
-		if page.NextLink == "" && st.records < p.top {
+		if page.NextLink == "" && st.records < cfg.BatchSize {
 			break
 		}
 		// A full page without nextLink (Graph stopped paging for us), or a nextLink that pages
@@ -270,7 +271,7 @@ func (p *poller) listQuery(from string, skip int) url.Values {
 	q := url.Values{
 		"$filter":  {"lastUpdateDateTime ge " + from},
 		"$orderby": {"lastUpdateDateTime asc"},
-		"$top":     {strconv.Itoa(p.top)},
+		"$top":     {strconv.Itoa(p.in.cfg.BatchSize)},
 	}
 	if skip > 0 {
 		q.Set("$skip", strconv.Itoa(skip))

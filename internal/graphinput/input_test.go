@@ -381,18 +381,35 @@ func TestMalformedPageDoesNotStallOrCrash(t *testing.T) {
 	}
 }
 
-func TestOversizedPageIsReadInSmallerPages(t *testing.T) {
+func TestOversizedRecordIsReportedThenRetried(t *testing.T) {
 	sim := startSim(t, simulator.Config{Seed: 8, Alerts: 10, Incidents: 1})
 	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultHugeBody, HugeBytes: 2 << 20, Times: 1})
 	h := cursortest.New(t)
-	h.Run(alertSpec.Plugin, simSettings(sim, "huge-page", map[string]any{"max_response_bytes": 1 << 20}), 20*time.Second,
-		func() bool { return len(h.Published()) >= 10 })
+	h.Run(alertSpec.Plugin, simSettings(sim, "huge-record", map[string]any{"max_response_bytes": 1 << 20}), 20*time.Second,
+		func() bool { return h.SawStatus(status.Degraded) && len(h.Published()) >= 10 })
 	assertUnique(t, metaIDs(h.Published()))
-	if countRequests(sim, alertSpec.Path, "$top=500") == 0 {
-		t.Fatal("after an oversized page the input did not ask for a smaller page")
+	if msg := fmt.Sprint(h.Published()); strings.Contains(msg, "AAAAAAAA") {
+		t.Fatal("part of the oversized record was published")
 	}
-	if h.SawStatus(status.Degraded) || h.SawStatus(status.Failed) {
-		t.Fatalf("an oversized page that smaller pages fix is not a failure: %+v", h.LastStatus())
+}
+
+// TestOversizedIncidentFallsBackToSeparateAlerts: an incident whose expanded alerts exceed
+// max_response_bytes must not hold the cursor: the run lists without $expand and publishes the
+// incident on its own when even its single read is too large.
+func TestOversizedIncidentFallsBackToSeparateAlerts(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 15, Incidents: 6, AlertsPerIncident: 60})
+	h := cursortest.New(t)
+	h.Run(incidentSpec.Plugin, simSettings(sim, "huge-incidents", map[string]any{"max_response_bytes": 64 << 10}), 30*time.Second,
+		func() bool { return h.SawStatus(status.Degraded) && len(h.Published()) >= 6 })
+	got := map[string]bool{}
+	for _, id := range recordIDs(t, h.Published()) {
+		got[id] = true
+	}
+	if len(got) != 6 {
+		t.Fatalf("%d of 6 incidents published", len(got))
+	}
+	if msg := h.LastStatus().Msg; !strings.Contains(msg, "max_response_bytes") {
+		t.Fatalf("status does not say why: %q", msg)
 	}
 }
 
