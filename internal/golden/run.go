@@ -84,9 +84,8 @@ func Process(lines [][]byte, fn transform.Func, opts transform.Options) (Output,
 	return out, nil
 }
 
-// Check runs a case and compares its output with the expected file; with update it rewrites the
-// expected file instead. It returns the produced events.
-func Check(t testing.TB, c Case, fn transform.Func, opts Options, update bool) []beat.Event {
+// process runs a case's input lines with the tags of its config.
+func (c Case) process(t testing.TB, fn transform.Func) Output {
 	t.Helper()
 	tags, err := c.Tags()
 	if err != nil {
@@ -100,6 +99,14 @@ func Check(t testing.TB, c Case, fn transform.Func, opts Options, update bool) [
 	if err != nil {
 		t.Fatalf("%s: %v", c.Name, err)
 	}
+	return out
+}
+
+// Check runs a case and compares its output with the expected file; with update it rewrites the
+// expected file instead. It returns the produced events.
+func Check(t testing.TB, c Case, fn transform.Func, opts Options, update bool) []beat.Event {
+	t.Helper()
+	out := c.process(t, fn)
 	if update {
 		if err := WriteExpected(c.Expected, out.Entries); err != nil {
 			t.Fatalf("%s: %v", c.Name, err)
@@ -128,18 +135,7 @@ func CheckDeviationsNeeded(t testing.TB, c Case, fn transform.Func, deviations [
 	if len(deviations) == 0 {
 		return
 	}
-	tags, err := c.Tags()
-	if err != nil {
-		t.Fatalf("%s: %v", c.Name, err)
-	}
-	lines, err := ReadLines(c.Input)
-	if err != nil {
-		t.Fatalf("%s: %v", c.Name, err)
-	}
-	out, err := Process(lines, fn, transform.Options{Tags: tags})
-	if err != nil {
-		t.Fatalf("%s: %v", c.Name, err)
-	}
+	out := c.process(t, fn)
 	want, err := ReadExpected(c.Expected)
 	if err != nil {
 		t.Fatalf("%s: %v", c.Name, err)
