@@ -31,9 +31,9 @@ func genSimulateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "simulate",
 		Short: "Run every dataset against a built-in simulated Microsoft tenant",
-		Long: `Starts a simulated tenant (Entra ID token endpoint and Microsoft Graph security API over TLS
-with its own CA, on 127.0.0.1) and runs every dataset against it with a built-in configuration,
-printing documents to the console until Ctrl-C or --duration. The inputs of defenderbeat.yml are
+		Long: `Starts a simulated tenant (Entra ID token endpoint, Microsoft Graph security API and Defender
+for Endpoint API, over TLS with its own CA, on 127.0.0.1) and runs every dataset against it with a
+built-in configuration, printing documents to the console until Ctrl-C or --duration. The inputs of defenderbeat.yml are
 not used. Any -E setting still applies, e.g. -E output.console.enabled=false -E output.file.path=DIR.
 With --serve-only it only serves the tenant and prints the settings to point a defenderbeat.yml at it.`,
 		SilenceUsage:  true,
