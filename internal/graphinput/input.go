@@ -187,10 +187,25 @@ type poller struct {
 	metrics *msapi.Metrics
 	ctx     v2.Context
 
-	// expandBroken is set once $expand=alerts keeps failing with 5xx during a run: the run then
-	// lists incidents without it and fetches each incident's alerts on its own.
-	expandBroken bool
-	degraded     string
+	// expandBroken is set once $expand=alerts keeps failing (5xx after retries, or an incident
+	// too large with its alerts): incidents are then listed without it and each one's alerts
+	// fetched on its own, until expandRetryAt, so that every poll does not first spend the
+	// whole retry budget on a listing known to fail.
+	expandBroken  bool
+	expandRetryAt time.Time
+	degraded      string
+}
+
+// expandRetryAfter is how long incidents are read without $expand once it has kept failing.
+const expandRetryAfter = time.Hour
+
+// giveUpExpand switches to reading alerts per incident and reports why.
+func (p *poller) giveUpExpand(reason string) {
+	p.expandBroken = true
+	p.expandRetryAt = time.Now().Add(expandRetryAfter)
+	p.degraded = reason + fmt.Sprintf("; reading each incident's alerts separately until %s", p.expandRetryAt.UTC().Format(time.RFC3339))
+	p.log.Warn(p.degraded)
+	p.ctx.UpdateStatus(status.Degraded, p.degraded)
 }
 
 // record is what the cursor needs from any Graph security record.
@@ -201,7 +216,10 @@ type record struct {
 
 func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 	cfg := &p.in.cfg
-	p.expandBroken, p.degraded = false, ""
+	p.expandBroken, p.degraded = time.Now().Before(p.expandRetryAt), ""
+	if p.expandBroken {
+		p.degraded = fmt.Sprintf("listing incidents with $expand=alerts failed earlier; reading each incident's alerts separately until %s", p.expandRetryAt.UTC().Format(time.RFC3339))
+	}
 
 	lower := time.Now().UTC().Add(-cfg.InitialInterval)
 	if pos.raw != "" {
@@ -220,10 +238,7 @@ func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 		if errors.Is(err, msapi.ErrBodyTooLarge) && p.expands() {
 			// One incident with its alerts is more than max_response_bytes: list without
 			// $expand and read each incident's alerts on their own, so the cursor moves on.
-			p.expandBroken = true
-			p.degraded = fmt.Sprintf("an incident with its alerts is larger than max_response_bytes (%v); reading incidents without $expand and each one's alerts separately for the rest of this run", err)
-			p.log.Warn(p.degraded)
-			p.ctx.UpdateStatus(status.Degraded, p.degraded)
+			p.giveUpExpand(fmt.Sprintf("an incident with its alerts is larger than max_response_bytes (%v)", err))
 			if pos.raw != "" {
 				from = pos.raw
 			}
@@ -310,10 +325,7 @@ func (p *poller) readPage(ctx context.Context, next string, query url.Values, po
 	handle := func(raw json.RawMessage) error { return p.handleRecord(ctx, raw, pos, &st) }
 	page, err := p.client.StreamPage(ctx, next, query, p.headers(), handle)
 	if err != nil && p.expands() && isServerError(err) && st.records == 0 {
-		p.expandBroken = true
-		p.degraded = fmt.Sprintf("listing incidents with $expand=alerts keeps failing (%v); falling back to fetching each incident's alerts separately", err)
-		p.log.Warn(p.degraded)
-		p.ctx.UpdateStatus(status.Degraded, p.degraded)
+		p.giveUpExpand(fmt.Sprintf("listing incidents with $expand=alerts keeps failing (%v)", err))
 		next, query = withoutExpand(next, query)
 		page, err = p.client.StreamPage(ctx, next, query, p.headers(), handle)
 	}

@@ -343,8 +343,14 @@ func TestIncidentExpandFallback(t *testing.T) {
 	sim.AddFault(simulator.Fault{Path: incidentSpec.Path, ExactPath: true, Query: "$expand=alerts", Status: 500, Times: -1})
 	h := cursortest.New(t)
 	settings := simSettings(sim, "incidents", map[string]any{"batch_size": 5})
-	h.Run(incidentSpec.Plugin, settings, 30*time.Second, func() bool { return h.SawStatus(status.Degraded) && len(h.Published()) > 0 })
-	time.Sleep(500 * time.Millisecond)
+	// Run on for a while after the fallback, so that later polls show what they do.
+	var fellBack time.Time
+	h.Run(incidentSpec.Plugin, settings, 30*time.Second, func() bool {
+		if fellBack.IsZero() && h.SawStatus(status.Degraded) && len(h.Published()) > 0 {
+			fellBack = time.Now()
+		}
+		return !fellBack.IsZero() && time.Since(fellBack) > 2*time.Second
+	})
 	events := h.Published()
 	withAlerts := 0
 	for _, ev := range events {
@@ -356,6 +362,17 @@ func TestIncidentExpandFallback(t *testing.T) {
 		t.Fatalf("fallback published no alert of any incident: %d documents", len(events))
 	}
 	assertUnique(t, metaIDs(events))
+	// Later polls of the run (interval 100ms) must not spend their retries on the failing
+	// listing again: one failed attempt with its retries, then per-incident reads only.
+	listings := 0
+	for _, r := range sim.Requests() {
+		if r.Path == incidentSpec.Path && strings.Contains(r.RawQuery, "$expand=alerts") {
+			listings++
+		}
+	}
+	if listings > 1+5 {
+		t.Fatalf("%d expanded listings: the failing listing was tried again on later polls", listings)
+	}
 }
 
 func TestForeignNextLinkIsRejected(t *testing.T) {
