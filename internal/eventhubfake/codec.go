@@ -605,6 +605,23 @@ func (d *decoder) length(small bool) (int, error) {
 	return int(n), nil
 }
 
+// count reads a compound's element count (one byte in the 8-bit encodings, four otherwise).
+func (d *decoder) count(small bool) (int, error) {
+	if small {
+		b, err := d.byte1()
+		return int(b), err
+	}
+	s, err := d.take(4)
+	if err != nil {
+		return 0, err
+	}
+	n := binary.BigEndian.Uint32(s)
+	if uint64(n) > math.MaxInt32 {
+		return 0, errors.New("amqp: element count too large")
+	}
+	return int(n), nil
+}
+
 func (d *decoder) compound(code byte) (any, error) {
 	if d.depth++; d.depth > maxDecodeDepth {
 		return nil, errors.New("amqp: nesting too deep")
@@ -621,7 +638,9 @@ func (d *decoder) compound(code byte) (any, error) {
 	// Decode the elements from a window of exactly size bytes so that a wrong count cannot read
 	// into whatever follows.
 	inner := decoder{b: d.b[:d.pos+size], pos: d.pos, depth: d.depth}
-	count, err := inner.length(small)
+	// A count is not a byte length: an array of nulls holds more elements than bytes. Each kind
+	// below bounds its count against what is present.
+	count, err := inner.count(small)
 	if err != nil {
 		return nil, err
 	}
