@@ -490,6 +490,10 @@ func decodeRecords(r io.Reader, limit int64, fn func(json.RawMessage) error) (ne
 		}
 		switch key, _ := tok.(string); key {
 		case "value":
+			if sawValue {
+				// Records of the first array are already handed over: a second is malformed.
+				return "", errors.New(`more than one "value" array`)
+			}
 			if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
 				return "", errors.New(`"value" is not an array`)
 			}

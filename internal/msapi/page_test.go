@@ -63,13 +63,23 @@ func FuzzDecodePage(f *testing.F) {
 		if err != nil {
 			return
 		}
-		var ref struct {
-			Value    []json.RawMessage `json:"value"`
-			NextLink string            `json:"@odata.nextLink"`
-		}
+		// OData keys are case-sensitive, unlike encoding/json's struct fields: compare with a map.
+		var obj map[string]json.RawMessage
 		dec := json.NewDecoder(bytes.NewReader(body))
-		if err := dec.Decode(&ref); err != nil {
+		if err := dec.Decode(&obj); err != nil {
 			t.Fatalf("decodePage accepted what encoding/json rejects: %v", err)
+		}
+		var ref struct {
+			Value    []json.RawMessage
+			NextLink string
+		}
+		if err := json.Unmarshal(obj["value"], &ref.Value); err != nil {
+			t.Fatalf("decodePage accepted a value encoding/json rejects: %v", err)
+		}
+		if raw, ok := obj["@odata.nextLink"]; ok {
+			if err := json.Unmarshal(raw, &ref.NextLink); err != nil {
+				t.Fatalf("decodePage accepted a nextLink encoding/json rejects: %v", err)
+			}
 		}
 		if len(ref.Value) != len(values) || ref.NextLink != next {
 			t.Fatalf("got %d values next %q, encoding/json %d values next %q", len(values), next, len(ref.Value), ref.NextLink)
