@@ -136,18 +136,10 @@ func (spec Spec) probe(ctx context.Context, c Config, log *logp.Logger) error {
 
 func (in *input) Run(ctx v2.Context, _ cursor.Source, cur cursor.Cursor, pub cursor.Publisher) error {
 	log := ctx.Logger
-	metrics := msapi.NewMetrics(ctx.MetricsRegistry)
-	client, err := msapi.NewClient(in.cfg.Options, msapi.Graph, log, metrics)
-	if err != nil {
-		ctx.UpdateStatus(status.Failed, err.Error())
-		return err
-	}
-
 	var stored Cursor
-	if !cur.IsNew() {
-		if err := cur.Unpack(&stored); err != nil {
-			log.Warnw("Stored cursor is unreadable; starting from initial_interval.", "error", err)
-		}
+	client, metrics, err := inputkit.Start(ctx, in.cfg.Options, msapi.Graph, cur, &stored)
+	if err != nil {
+		return err
 	}
 	pos, resumed := positionOf(stored)
 	if resumed {
