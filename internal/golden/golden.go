@@ -57,6 +57,10 @@ type Deviation struct {
 type Options struct {
 	// Deviations are paths left out of the comparison on both sides.
 	Deviations []Deviation
+	// Defaults fill the processing options a case's config leaves unset.
+	Defaults transform.Options
+	// PinIDs compares each document's @metadata._id too.
+	PinIDs bool
 }
 
 // ElasticsearchOwned reports whether a path holds a value Elasticsearch adds at ingest time
@@ -308,23 +312,32 @@ func ReadLines(path string) ([][]byte, error) {
 	return lines, sc.Err()
 }
 
-// ReadConfigTags reads the tags of a pipeline-test config file (`<case>.log-config.yml`).
-func ReadConfigTags(path string) ([]string, error) {
+// ReadCaseConfig reads a case's config file (`<case>.log-config.yml`): the tags it runs with, as in
+// the reference integration's pipeline tests, and, for our own vulnerability cases, the export's
+// `generated_time` (RFC 3339).
+func ReadCaseConfig(path string) (transform.Options, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return transform.Options{}, err
 	}
 	cfg, err := config.NewConfigWithYAML(raw, path)
 	if err != nil {
-		return nil, err
+		return transform.Options{}, err
 	}
 	var settings struct {
-		Tags []string `config:"tags"`
+		Tags          []string `config:"tags"`
+		GeneratedTime string   `config:"generated_time"`
 	}
 	if err := cfg.Unpack(&settings); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return transform.Options{}, fmt.Errorf("%s: %w", path, err)
 	}
-	return settings.Tags, nil
+	opts := transform.Options{Tags: settings.Tags}
+	if settings.GeneratedTime != "" {
+		if opts.GeneratedTime, err = time.Parse(time.RFC3339, settings.GeneratedTime); err != nil {
+			return opts, fmt.Errorf("%s: generated_time: %w", path, err)
+		}
+	}
+	return opts, nil
 }
 
 // ErrorTime is the @timestamp given to error documents in golden outputs, which otherwise would

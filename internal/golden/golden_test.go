@@ -80,16 +80,19 @@ func TestFilesRoundTrip(t *testing.T) {
 	if err := os.WriteFile(in, []byte("{\"a\":1}\n\n  {\"b\":2}  \n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(in+"-config.yml", []byte("# comment\ntags:\n  - forwarded\n  - x\n"), 0o644); err != nil {
+	if err := os.WriteFile(in+"-config.yml", []byte("# comment\ntags:\n  - forwarded\n  - x\ngenerated_time: \"2025-10-07T01:00:00Z\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cases, err := FindCases(dir)
 	if err != nil || len(cases) != 1 || cases[0].Config == "" {
 		t.Fatalf("FindCases: %v %+v", err, cases)
 	}
-	tags, err := cases[0].Tags()
-	if err != nil || strings.Join(tags, ",") != "forwarded,x" {
-		t.Errorf("tags %v, %v", tags, err)
+	opts, err := cases[0].Options()
+	if err != nil || strings.Join(opts.Tags, ",") != "forwarded,x" {
+		t.Errorf("tags %v, %v", opts.Tags, err)
+	}
+	if want := time.Date(2025, 10, 7, 1, 0, 0, 0, time.UTC); !opts.GeneratedTime.Equal(want) {
+		t.Errorf("generated_time %v, want %v", opts.GeneratedTime, want)
 	}
 	lines, err := ReadLines(in)
 	if err != nil || len(lines) != 2 || string(lines[1]) != `{"b":2}` {
@@ -141,4 +144,23 @@ func toAny(entries []any) any {
 		}
 	}
 	return out
+}
+
+func TestPinnedIDsFollowTheirDocuments(t *testing.T) {
+	fn := func(raw []byte, _ transform.Options, emit transform.Emit) error {
+		if string(raw) != "none" {
+			emit(beat.Event{Timestamp: ErrorTime, Fields: mapstr.M{"n": string(raw)}, Meta: mapstr.M{"_id": "id-" + string(raw)}})
+		}
+		return nil
+	}
+	out, err := Process([][]byte{[]byte("a"), []byte("none"), []byte("b")}, fn, transform.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.pinIDs()
+	want := parse(t, `[{"@timestamp":"2000-01-01T00:00:00.000Z","n":"a","@metadata":{"_id":"id-a"}},null,
+		{"@timestamp":"2000-01-01T00:00:00.000Z","n":"b","@metadata":{"_id":"id-b"}}]`)
+	if diffs := Compare(want, toAny(out.Entries), Options{}); len(diffs) > 0 {
+		t.Errorf("entries differ: %v", diffs)
+	}
 }

@@ -41,12 +41,13 @@ func FindCases(dir string) ([]Case, error) {
 	return cases, nil
 }
 
-// Tags returns the tags the case runs with (none when it has no config file).
-func (c Case) Tags() ([]string, error) {
+// Options returns what the case runs with: its config file's tags and generated_time (none
+// when it has no config file).
+func (c Case) Options() (transform.Options, error) {
 	if c.Config == "" {
-		return nil, nil
+		return transform.Options{}, nil
 	}
-	return ReadConfigTags(c.Config)
+	return ReadCaseConfig(c.Config)
 }
 
 // Output is what processing one input file produced.
@@ -84,29 +85,50 @@ func Process(lines [][]byte, fn transform.Func, opts transform.Options) (Output,
 	return out, nil
 }
 
-// process runs a case's input lines with the tags of its config.
-func (c Case) process(t testing.TB, fn transform.Func) Output {
+// process runs a case's input lines with its options; defaults fills what its config leaves
+// unset.
+func (c Case) process(t testing.TB, fn transform.Func, defaults transform.Options) Output {
 	t.Helper()
-	tags, err := c.Tags()
+	opts, err := c.Options()
 	if err != nil {
 		t.Fatalf("%s: %v", c.Name, err)
+	}
+	if opts.GeneratedTime.IsZero() {
+		opts.GeneratedTime = defaults.GeneratedTime
 	}
 	lines, err := ReadLines(c.Input)
 	if err != nil {
 		t.Fatalf("%s: %v", c.Name, err)
 	}
-	out, err := Process(lines, fn, transform.Options{Tags: tags})
+	out, err := Process(lines, fn, opts)
 	if err != nil {
 		t.Fatalf("%s: %v", c.Name, err)
 	}
 	return out
 }
 
+// pinIDs adds each document's @metadata._id to its entry, so that an expected file also fixes
+// the ids that make re-sent documents harmless.
+func (o Output) pinIDs() {
+	docs := 0
+	for _, entry := range o.Entries {
+		doc, ok := entry.(map[string]any)
+		if !ok {
+			continue
+		}
+		doc["@metadata"] = map[string]any{"_id": o.Events[docs].Meta["_id"]}
+		docs++
+	}
+}
+
 // Check runs a case and compares its output with the expected file; with update it rewrites the
 // expected file instead. It returns the produced events.
 func Check(t testing.TB, c Case, fn transform.Func, opts Options, update bool) []beat.Event {
 	t.Helper()
-	out := c.process(t, fn)
+	out := c.process(t, fn, opts.Defaults)
+	if opts.PinIDs {
+		out.pinIDs()
+	}
 	if update {
 		if err := WriteExpected(c.Expected, out.Entries); err != nil {
 			t.Fatalf("%s: %v", c.Name, err)
@@ -115,7 +137,7 @@ func Check(t testing.TB, c Case, fn transform.Func, opts Options, update bool) [
 	}
 	want, err := ReadExpected(c.Expected)
 	if err != nil {
-		t.Fatalf("%s: %v", c.Name, err)
+		t.Fatalf("%s: %v (go test -update rewrites our own expected files)", c.Name, err)
 	}
 	if len(want) != len(out.Entries) {
 		t.Errorf("%s: want %d entries, got %d", c.Name, len(want), len(out.Entries))
@@ -130,12 +152,12 @@ func Check(t testing.TB, c Case, fn transform.Func, opts Options, update bool) [
 
 // CheckDeviationsNeeded fails for every deviation that hides no difference, so a deviation list
 // shrinks when the mapping or the pair changes instead of silently masking future regressions.
-func CheckDeviationsNeeded(t testing.TB, c Case, fn transform.Func, deviations []Deviation) {
+func CheckDeviationsNeeded(t testing.TB, c Case, fn transform.Func, defaults transform.Options, deviations []Deviation) {
 	t.Helper()
 	if len(deviations) == 0 {
 		return
 	}
-	out := c.process(t, fn)
+	out := c.process(t, fn, defaults)
 	want, err := ReadExpected(c.Expected)
 	if err != nil {
 		t.Fatalf("%s: %v", c.Name, err)

@@ -199,7 +199,7 @@ func BenchmarkTransform(b *testing.B) {
 // BenchmarkTransformManyAlerts measures an incident expanded with 400 alerts (Graph's
 // $expand=alerts shape), the case that exhausted memory in Elastic's agent.
 func BenchmarkTransformManyAlerts(b *testing.B) {
-	lines, err := golden.ReadLines(filepath.Join("testdata", "expanded-alerts.log"))
+	lines, err := golden.ReadLines(filepath.Join("testdata", "cases", "expanded-alerts.log"))
 	if err != nil {
 		b.Fatal(err)
 	}
