@@ -21,6 +21,10 @@ const (
 	TagForwarded               = "forwarded"
 )
 
+// ECSVersion is the ecs.version the documents carry, as the reference integration's pipelines
+// stamp it. Its vulnerability pipeline is newer and stamps 8.17.0; that dataset says so itself.
+const ECSVersion = "8.11.0"
+
 // Options are the per-input settings a transform may depend on.
 type Options struct {
 	// Tags end up in the document's `tags` exactly as given (order kept).

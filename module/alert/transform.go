@@ -12,9 +12,6 @@ import (
 	"github.com/defenderbeat/defenderbeat/internal/transform"
 )
 
-// ECSVersion is the ECS version the documents follow, as the reference integration declares it.
-const ECSVersion = "8.11.0"
-
 var _ transform.Func = Transform
 
 // Transform maps one Graph alerts_v2 alert to the document of the reference integration's alert
@@ -84,7 +81,7 @@ func Transform(raw []byte, opts transform.Options, emit transform.Emit) error {
 	}
 
 	fields := mapstr.M{
-		"ecs":   mapstr.M{"version": ECSVersion},
+		"ecs":   mapstr.M{"version": transform.ECSVersion},
 		"event": event,
 	}
 	if description, ok := a["description"].(string); ok && description != "" {

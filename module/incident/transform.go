@@ -17,9 +17,6 @@ import (
 	"github.com/defenderbeat/defenderbeat/internal/transform"
 )
 
-// ECSVersion is the ECS version the documents follow, as the reference integration declares it.
-const ECSVersion = "8.11.0"
-
 var _ transform.Func = Transform
 
 // Transform maps one Graph incident to the documents of the reference integration's incident
@@ -188,7 +185,7 @@ func (d documenter) emitOne(a map[string]any, alertRaw []byte) error {
 
 	custom := mapstr.M{}
 	event := mapstr.M{"kind": "alert"}
-	fields := mapstr.M{"ecs": mapstr.M{"version": ECSVersion}, "event": event}
+	fields := mapstr.M{"ecs": mapstr.M{"version": transform.ECSVersion}, "event": event}
 
 	if category, typ, ok := graphalert.DeterminationCategory(inc["determination"]); ok {
 		event["category"] = []string{category}
