@@ -1,9 +1,12 @@
 // Package eventhubfake is an AMQP 1.0 peer that behaves like Azure Event Hubs closely enough for
 // the unmodified azeventhubs/v2 SDK (producer, consumer, processor) to run against it over plain
-// TCP in the SDK's emulator mode. It is used by tests and by `defenderbeat simulate`, so it is
-// small, keeps a bounded window of events per partition, and listens on loopback by default.
+// TCP in the SDK's emulator mode. The Event Hubs tests use it, and it is built to ship inside the
+// binary as the simulated tenant's hub (the event dataset's `defenderbeat simulate`): small, a
+// bounded window of events per partition, loopback by default.
 //
-// What the SDK needs from a peer is written up in notes/eventhubs-amqp.md.
+// What the SDK asks of a peer (CBS token puts, management requests, start-position filters,
+// ownership by epoch, recovery after faults) is pinned by the contract tests in sdk_test.go,
+// processor_test.go and faults_test.go, which run the unmodified SDK against it.
 package eventhubfake
 
 import (

@@ -1,5 +1,5 @@
 // Package golden compares the documents a transform produces with expected documents, by the
-// contract of the `transform` command (DESIGN.md): whole documents by JSON value (7 equals 7.0),
+// contract of the `transform` command (docs/transform.md): whole documents by JSON value (7 equals 7.0),
 // arrays in order except `tags` and `related.*`, which compare as sets. Every dataset's golden
 // tests share it so that "equal" means the same thing everywhere.
 package golden
