@@ -1,8 +1,8 @@
 // Package graphalert maps a Microsoft Graph security alert (alerts_v2, also embedded in incidents
 // by $expand=alerts) and its evidence to the fields of Elastic's m365_defender integration. The
 // alert and incident datasets both use it; the integration's two pipelines differ in places (which
-// ECS field an address goes to, how entity ids are built, which copies are removed), so every
-// function takes the Dataset whose rules apply.
+// ECS field an address goes to, how entity ids are built, which copies are removed), so each
+// dataset declares its Rules and the mapper follows them.
 //
 // Where the integration would mark a whole document as a pipeline error because one value has the
 // wrong type (a non-numeric processId, an invalid IP), the value is dropped instead and the rest
@@ -14,17 +14,6 @@ import (
 	"strings"
 
 	"github.com/elastic/elastic-agent-libs/mapstr"
-)
-
-// Dataset selects whose rules apply.
-type Dataset int
-
-const (
-	// AlertStream is the alert data stream (m365_defender.alert.*).
-	AlertStream Dataset = iota
-	// IncidentStream is the incident data stream, which embeds one alert per document
-	// (m365_defender.incident.alert.*).
-	IncidentStream
 )
 
 type alertProperty struct {
@@ -65,22 +54,11 @@ var alertProperties = []alertProperty{
 	{from: "title", to: "title"},
 }
 
-// alertDuplicates are the alert fields also published as ECS fields, removed unless the
-// preserve_duplicate_custom_fields tag is set.
-var alertDuplicates = map[Dataset][]string{
-	AlertStream: {
-		"last_update_datetime", "description", "created_datetime", "last_activity_datetime", "id",
-		"service_source", "first_activity_datetime", "web_url", "assigned_to", "threat_family_name",
-		"category", "mitre_techniques", "tenant_id",
-	},
-	IncidentStream: {"service_source", "category", "mitre_techniques"},
-}
-
-// MapAlert maps one Graph alert, already decoded (see DecodeObject), to the fields published
-// under m365_defender.alert (AlertStream) or m365_defender.incident.alert (IncidentStream), and
-// adds the multi-valued ECS fields it implies (evidence, threat.*, related.*) to ecs. Single-valued
-// ECS fields (event.id, event.provider, message…) are the caller's: which ones differ by dataset.
-func MapAlert(a map[string]any, ds Dataset, keepDuplicates bool, ecs *Builder) mapstr.M {
+// MapAlert maps one Graph alert, already decoded (see DecodeObject), to the fields the dataset
+// publishes for it (under m365_defender.alert or m365_defender.incident.alert), and adds the
+// multi-valued ECS fields it implies (evidence, threat.*, related.*) to ecs. Single-valued ECS
+// fields (event.id, event.provider, message…) are the caller's: which ones differ by dataset.
+func (r *Rules) MapAlert(a map[string]any, keepDuplicates bool, ecs *Builder) mapstr.M {
 	out := mapstr.M{}
 	for _, p := range alertProperties {
 		raw, ok := a[p.from]
@@ -101,14 +79,12 @@ func MapAlert(a map[string]any, ds Dataset, keepDuplicates bool, ecs *Builder) m
 			out[p.to] = v
 		}
 	}
-	if parts, ok := URLParts(a["alertWebUrl"]); ok {
-		if ds == AlertStream {
-			out["web_url"] = parts
-		} else {
-			out["alert_web_url"] = parts
+	if r.WebURL != "" {
+		if parts, ok := URLParts(a["alertWebUrl"]); ok {
+			out[r.WebURL] = parts
 		}
 	}
-	if ds == AlertStream {
+	if r.KeepODataType {
 		if v, ok := Clean(a["@odata.type"]); ok {
 			out["odata_type"] = v
 		}
@@ -131,13 +107,13 @@ func MapAlert(a map[string]any, ds Dataset, keepDuplicates bool, ecs *Builder) m
 	}
 
 	if list, ok := a["evidence"].([]any); ok {
-		if evidence := mapEvidence(list, ds, keepDuplicates, ecs); len(evidence) > 0 {
+		if evidence := r.mapEvidence(list, keepDuplicates, ecs); len(evidence) > 0 {
 			out["evidence"] = evidence
 		}
 	}
 
 	if !keepDuplicates {
-		for _, f := range alertDuplicates[ds] {
+		for _, f := range r.Duplicates {
 			delete(out, f)
 		}
 	}
@@ -145,7 +121,7 @@ func MapAlert(a map[string]any, ds Dataset, keepDuplicates bool, ecs *Builder) m
 }
 
 // mapEvidence normalises the evidence list and collects the ECS fields it implies.
-func mapEvidence(list []any, ds Dataset, keepDuplicates bool, ecs *Builder) []any {
+func (r *Rules) mapEvidence(list []any, keepDuplicates bool, ecs *Builder) []any {
 	items := make([]mapstr.M, 0, len(list))
 	for _, raw := range list {
 		cleaned, ok := Clean(raw)
@@ -160,9 +136,7 @@ func mapEvidence(list []any, ds Dataset, keepDuplicates bool, ecs *Builder) []an
 		items = append(items, ev)
 	}
 
-	var x extractor
-	x.ds = ds
-	x.ecs = ecs
+	x := extractor{rules: r, ecs: ecs}
 	for _, ev := range items {
 		x.item(ev)
 	}
@@ -170,16 +144,14 @@ func mapEvidence(list []any, ds Dataset, keepDuplicates bool, ecs *Builder) []an
 
 	out := make([]any, 0, len(items))
 	for _, ev := range items {
-		if ds == AlertStream {
-			// The alert pipeline moves these to email.message_id / email.local_id only.
-			delete(ev, "internet_message_id")
-			delete(ev, "network_message_id")
+		for _, m := range r.MovedToECS {
+			remove(ev, m.From)
 		}
 		if !keepDuplicates {
 			for _, f := range ecsDuplicates {
 				remove(ev, f)
 			}
-			if ds == IncidentStream {
+			if r.LoggedOnUserName {
 				if users, ok := ev["logged_on_users"].([]any); ok {
 					for _, u := range users {
 						if m, ok := u.(mapstr.M); ok {
@@ -199,26 +171,30 @@ func mapEvidence(list []any, ds Dataset, keepDuplicates bool, ecs *Builder) []an
 // extractor derives ECS fields from evidence items, keeping the order in which the integration
 // appends values.
 type extractor struct {
-	ds  Dataset
-	ecs *Builder
+	rules *Rules
+	ecs   *Builder
 
-	fromP2      []string // email.from.address of p2 senders, appended after every p1 sender
-	imageNames  []any    // process.name from image files (alert stream), before command lines
-	loggedUsers []any    // user.name from logged-on users (incident stream)
+	fromP2     []string // email.from.address of p2 senders, appended after every p1 sender
+	imageNames []any    // process.name from image files, before those from command lines
+}
+
+// copyTo adds the text form of v to the ECS field at path, unless the rules leave path empty.
+func (x *extractor) copyTo(path string, v any) {
+	if path != "" {
+		x.ecs.AddText(path, v)
+	}
 }
 
 func (x *extractor) item(ev mapstr.M) {
-	b := x.ecs
-	alert := x.ds == AlertStream
+	b, r := x.ecs, x.rules
 
 	b.AddText("email.delivery_timestamp", ev["received_datetime"])
 	b.AddText("email.direction", ev["antispam_direction"])
 	b.AddText("email.subject", ev["subject"])
 	b.AddText("related.user", ev["recipient_email_address"])
 	b.AddText("email.to.address", ev["recipient_email_address"])
-	if alert {
-		b.AddText("email.message_id", ev["internet_message_id"])
-		b.AddText("email.local_id", ev["network_message_id"])
+	for _, m := range r.MovedToECS {
+		b.AddText(m.To, value(ev, m.From))
 	}
 	for i, sender := range []string{"p1_sender", "p2_sender"} {
 		b.AddText("related.user", value(ev, sender+".display_name"))
@@ -226,31 +202,24 @@ func (x *extractor) item(ev mapstr.M) {
 		address := str(ev, sender+".email_address")
 		if i == 0 {
 			b.AddText("email.from.address", address)
-			if alert {
-				b.AddText("email.sender.address", address)
-			}
+			x.copyTo(r.SenderAddress, address)
 		} else if address != "" {
 			x.fromP2 = append(x.fromP2, address)
 		}
 		b.AddText("related.user", address)
 	}
-	if alert {
-		b.AddText("source.ip", ev["sender_ip"])
-	}
+	x.copyTo(r.SenderIP, ev["sender_ip"])
 	b.AddText("related.ip", ev["sender_ip"])
 	b.AddText("cloud.instance.id", ev["instance_id"])
 	b.AddText("cloud.instance.name", ev["instance_name"])
 
-	if alert {
-		b.AddText("related.hosts", ev["mde_device_id"])
-		b.AddText("related.hosts", ev["os_platform"])
-		b.AddText("related.hosts", ev["version"])
-	}
 	b.AddText("host.os.name", ev["os_platform"])
 	b.AddText("host.os.version", ev["version"])
 	b.AddText("device.id", ev["azure_ad_device_id"])
-	b.AddText("related.hosts", ev["device_dns_name"])
-	if !alert {
+	for _, f := range r.DeviceHosts {
+		b.AddText("related.hosts", value(ev, f))
+	}
+	if r.HostFromDNSName {
 		if name, ok := text(ev["device_dns_name"]); ok {
 			b.Add("host.name", strings.ToLower(name))
 			b.Add("host.hostname", name)
@@ -262,8 +231,8 @@ func (x *extractor) item(ev mapstr.M) {
 			if !ok {
 				continue
 			}
-			if name, ok := text(m["account_name"]); ok && !alert {
-				x.loggedUsers = append(x.loggedUsers, name)
+			if r.LoggedOnUserName {
+				b.AddText("user.name", m["account_name"])
 			}
 			b.AddText("related.user", m["account_name"])
 			b.AddText("related.hosts", m["domain_name"])
@@ -276,29 +245,21 @@ func (x *extractor) item(ev mapstr.M) {
 		b.AddText("related.hash", value(ev, "file_details."+h))
 	}
 	b.AddText("file.name", value(ev, "file_details.name"))
-	if alert {
+	switch r.FilePath {
+	case FilePathAsGiven:
 		b.AddText("file.path", value(ev, "file_details.path"))
-	} else {
-		x.incidentFilePath(ev)
+	case FilePathJoined:
+		x.joinedFilePath(ev)
 	}
 
-	if alert {
-		b.AddText("host.ip", ev["ip_address"])
-	} else {
-		b.AddText("source.ip", ev["ip_address"])
-	}
+	x.copyTo(r.IPAddress, ev["ip_address"])
 	b.AddText("related.ip", ev["ip_address"])
 
 	b.AddText("related.hosts", value(ev, "user_account.domain_name"))
-	b.AddText("related.user", value(ev, "user_account.azure_ad_user_id"))
-	b.AddText("related.user", value(ev, "user_account.user_principal_name"))
-	if !alert {
-		b.AddText("user.email", ev["primary_address"])
-		b.AddText("related.user", ev["primary_address"])
-		b.AddText("related.user", value(ev, "user_account.display_name"))
+	x.copyTo(r.PrimaryAddress, ev["primary_address"])
+	for _, f := range r.AccountUsers {
+		b.AddText("related.user", value(ev, f))
 	}
-	b.AddText("related.user", value(ev, "user_account.account_name"))
-	b.AddText("related.user", value(ev, "user_account.user_sid"))
 
 	b.AddText("process.command_line", value(ev, "process.command_line"))
 	for _, h := range []string{"sha1", "sha256"} {
@@ -311,7 +272,7 @@ func (x *extractor) item(ev mapstr.M) {
 	}
 	b.AddText("process.parent.start", value(ev, "parent_process.creation_datetime"))
 	b.AddText("process.start", value(ev, "process.creation_datetime"))
-	if alert {
+	if r.ProcessNameFromImage {
 		if name, ok := text(value(ev, "image_file.name")); ok {
 			x.imageNames = append(x.imageNames, name)
 		}
@@ -324,9 +285,9 @@ func (x *extractor) item(ev mapstr.M) {
 	b.AddText("group.id", ev["security_group_id"])
 }
 
-// incidentFilePath follows the incident pipeline, which joins directory and name with a
-// backslash whatever the platform, and drops the lone separator left when both are missing.
-func (x *extractor) incidentFilePath(ev mapstr.M) {
+// joinedFilePath is file.path for FilePathJoined: directory and name joined with a backslash
+// whatever the platform, and nothing, rather than a lone separator, when both are missing.
+func (x *extractor) joinedFilePath(ev mapstr.M) {
 	dir, hasDir := text(value(ev, "file_details.path"))
 	name, hasName := text(value(ev, "file_details.name"))
 	if !hasDir && !hasName {
@@ -337,15 +298,9 @@ func (x *extractor) incidentFilePath(ev mapstr.M) {
 
 // finish adds the fields the integration computes over all evidence at once.
 func (x *extractor) finish(items []mapstr.M) {
-	b := x.ecs
-	alert := x.ds == AlertStream
+	b, r := x.ecs, x.rules
 	for _, addr := range x.fromP2 {
 		b.Add("email.from.address", addr)
-	}
-	if len(x.loggedUsers) > 0 {
-		for _, u := range x.loggedUsers {
-			b.Add("user.name", u)
-		}
 	}
 
 	var cloudAzure bool
@@ -357,7 +312,7 @@ func (x *extractor) finish(items []mapstr.M) {
 		if cp, ok := text(value(ev, "vm_metadata.cloud_provider")); ok && strings.EqualFold(cp, "azure") {
 			cloudAzure = true
 		}
-		if !alert {
+		if r.ProcessExecutable {
 			addExecutable(&executable, value(ev, "image_file"))
 			addExecutable(&parentExecutable, value(ev, "parent_process.image_file"))
 		}
@@ -369,18 +324,18 @@ func (x *extractor) finish(items []mapstr.M) {
 		case typeMailbox, typeUser:
 			userDomain.addText(value(ev, "user_account.domain_name"))
 			userName.addText(value(ev, "user_account.account_name"))
-			if alert {
-				userID.addText(value(ev, "user_account.azure_ad_user_id"))
-				userEmail.addText(value(ev, "user_account.user_principal_name"))
-			} else {
-				userID.addText(value(ev, "user_account.user_principal_name"))
+			if r.UserID != "" {
+				userID.addText(value(ev, r.UserID))
+			}
+			if r.UserEmail != "" {
+				userEmail.addText(value(ev, r.UserEmail))
 			}
 		case typeProcess:
 			procUserID.addText(value(ev, "user_account.azure_ad_user_id"))
 			procUserName.addText(value(ev, "user_account.account_name"))
 			pid.addLong(value(ev, "process.id"))
 			parentPID.addLong(value(ev, "parent_process.id"))
-			if !alert {
+			if r.ProcessEntityID == EntityIDFingerprint {
 				device, hasDevice := text(ev["mde_device_id"])
 				if id, ok := entityKey(ev, "process", device, hasDevice); ok {
 					entityID.addText(id)
@@ -408,21 +363,23 @@ func (x *extractor) finish(items []mapstr.M) {
 	replaceIfAny(b, "process.pid", pid)
 	replaceIfAny(b, "process.parent.pid", parentPID)
 
-	if alert {
-		// The alert pipeline uses the pid itself as entity id.
+	switch r.ProcessEntityID {
+	case EntityIDFromPID:
 		for _, p := range b.Values("process.pid") {
 			b.AddText("process.entity_id", p)
 		}
 		for _, p := range b.Values("process.parent.pid") {
 			b.AddText("process.parent.entity_id", p)
 		}
-	} else {
+	case EntityIDFingerprint:
 		for _, k := range entityID.values() {
 			b.Add("process.entity_id", Fingerprint(k))
 		}
 		for _, k := range parentEntityID.values() {
 			b.Add("process.parent.entity_id", Fingerprint(k))
 		}
+	}
+	if r.ProcessExecutable {
 		replaceIfAny(b, "process.executable", executable)
 		replaceIfAny(b, "process.parent.executable", parentExecutable)
 		b.SingleWhenOne("process.executable")
@@ -432,7 +389,7 @@ func (x *extractor) finish(items []mapstr.M) {
 	x.processNames()
 }
 
-// entityKey is the "pid|start|device" string the incident pipeline fingerprints into an entity id.
+// entityKey is the "pid|start|device" string EntityIDFingerprint fingerprints into an entity id.
 func entityKey(ev mapstr.M, prefix, device string, hasDevice bool) (string, bool) {
 	id, hasID := text(value(ev, prefix+".id"))
 	start, hasStart := text(value(ev, prefix+".creation_datetime"))
@@ -466,9 +423,9 @@ func addExecutable(set *sortedSet, image any) {
 	set.addText(dir + name)
 }
 
-// processNames sets process.name from image file names (alert stream) and from the first word of
-// every command line (integration 4.0.1). A single name is a plain value, as in the integration;
-// several keep the order in which they were found.
+// processNames sets process.name from image file names (Rules.ProcessNameFromImage) and from the
+// first word of every command line (integration 4.0.1). A single name is a plain value, as in the
+// integration; several keep the order in which they were found.
 func (x *extractor) processNames() {
 	b := x.ecs
 	names := append([]any(nil), x.imageNames...)

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"reflect"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/elastic/elastic-agent-libs/mapstr"
@@ -125,10 +127,37 @@ const processAlert = `{"id":"a","category":"Execution","mitreTechniques":["T1","
    "podIp":{"ipAddress":"10.0.0.1"},"labels":{"app":"web"},"verdict":"unknownFutureValue"}
  ]}`
 
-func mapped(t *testing.T, ds Dataset, keep bool) (mapstr.M, mapstr.M) {
+// pidRules and fingerprintRules are two rule sets as far apart as the alert and incident
+// datasets' (whose own Rules their golden tests pin), so each option is exercised both ways.
+var (
+	pidRules = Rules{
+		WebURL:        "web_url",
+		KeepODataType: true,
+		Duplicates:    []string{"id", "category", "mitre_techniques", "service_source"},
+		IPAddress:     "host.ip",
+		DeviceHosts:   []string{"mde_device_id"},
+		AccountUsers: []string{
+			"user_account.azure_ad_user_id", "user_account.account_name", "user_account.user_sid",
+		},
+		UserID:               "user_account.azure_ad_user_id",
+		ProcessEntityID:      EntityIDFromPID,
+		ProcessNameFromImage: true,
+	}
+	fingerprintRules = Rules{
+		WebURL:            "alert_web_url",
+		Duplicates:        []string{"service_source"},
+		IPAddress:         "source.ip",
+		UserID:            "user_account.user_principal_name",
+		FilePath:          FilePathJoined,
+		ProcessExecutable: true,
+		ProcessEntityID:   EntityIDFingerprint,
+	}
+)
+
+func mapped(t *testing.T, r Rules, keep bool) (mapstr.M, mapstr.M) {
 	t.Helper()
 	b := NewBuilder()
-	custom := MapAlert(decode(t, processAlert), ds, keep, b)
+	custom := r.MapAlert(decode(t, processAlert), keep, b)
 	ecs := mapstr.M{}
 	b.PutInto(ecs)
 	return custom, ecs
@@ -147,9 +176,9 @@ func asJSON(v any) string {
 	return string(b)
 }
 
-func TestProcessEvidencePerDataset(t *testing.T) {
-	_, alertECS := mapped(t, AlertStream, true)
-	_, incidentECS := mapped(t, IncidentStream, true)
+func TestProcessRules(t *testing.T) {
+	_, pidECS := mapped(t, pidRules, true)
+	_, fpECS := mapped(t, fingerprintRules, true)
 	both := map[string]string{
 		"process.pid":                      `[5,20]`,
 		"process.parent.pid":               `[10]`,
@@ -164,22 +193,22 @@ func TestProcessEvidencePerDataset(t *testing.T) {
 		"event.action":                     `["detected"]`,
 	}
 	for path, want := range both {
-		for name, ecs := range map[string]mapstr.M{"alert": alertECS, "incident": incidentECS} {
+		for name, ecs := range map[string]mapstr.M{"pid": pidECS, "fingerprint": fpECS} {
 			if got := asJSON(field(ecs, path)); got != want {
-				t.Errorf("%s %s = %s, want %s", name, path, got, want)
+				t.Errorf("%s rules: %s = %s, want %s", name, path, got, want)
 			}
 		}
 	}
-	// process.name: the alert pipeline adds image file names before the first word of each
+	// process.name: ProcessNameFromImage adds image file names before the first word of each
 	// command line; only "/" separates a path from the name there, as in the integration.
-	if got := asJSON(field(alertECS, "process.name")); got != `["cmd.exe","sh","C:\\Windows\\cmd.exe"]` {
-		t.Errorf("alert process.name = %s", got)
+	if got := asJSON(field(pidECS, "process.name")); got != `["cmd.exe","sh","C:\\Windows\\cmd.exe"]` {
+		t.Errorf("pid rules: process.name = %s", got)
 	}
-	if got := asJSON(field(incidentECS, "process.name")); got != `["C:\\Windows\\cmd.exe","sh"]` {
-		t.Errorf("incident process.name = %s", got)
+	if got := asJSON(field(fpECS, "process.name")); got != `["C:\\Windows\\cmd.exe","sh"]` {
+		t.Errorf("fingerprint rules: process.name = %s", got)
 	}
-	// The alert pipeline uses pids as entity ids; the incident pipeline fingerprints
-	// pid|start|device and also sets executables.
+	// EntityIDFromPID uses pids as entity ids; EntityIDFingerprint fingerprints
+	// pid|start|device. ProcessExecutable joins image paths and names.
 	for path, want := range map[string]string{
 		"process.entity_id":         `["5","20"]`,
 		"process.parent.entity_id":  `["10"]`,
@@ -187,8 +216,8 @@ func TestProcessEvidencePerDataset(t *testing.T) {
 		"related.hosts":             `["dev","CORP"]`,
 		"process.parent.executable": `null`,
 	} {
-		if got := asJSON(field(alertECS, path)); got != want {
-			t.Errorf("alert %s = %s, want %s", path, got, want)
+		if got := asJSON(field(pidECS, path)); got != want {
+			t.Errorf("pid rules: %s = %s, want %s", path, got, want)
 		}
 	}
 	wantEntity := asJSON([]string{Fingerprint("20|2024-01-01T00:00:01.500Z|dev"), Fingerprint("5|2024-01-01T00:00:02.000Z|dev")})
@@ -199,19 +228,122 @@ func TestProcessEvidencePerDataset(t *testing.T) {
 		"process.parent.executable": `"C:\\Windows\\explorer.exe"`,
 		"related.hosts":             `["CORP"]`,
 	} {
-		if got := asJSON(field(incidentECS, path)); got != want {
-			t.Errorf("incident %s = %s, want %s", path, got, want)
+		if got := asJSON(field(fpECS, path)); got != want {
+			t.Errorf("fingerprint rules: %s = %s, want %s", path, got, want)
 		}
 	}
-	users, _ := field(alertECS, "related.user").([]string)
+	users, _ := field(pidECS, "related.user").([]string)
 	sort.Strings(users)
 	if got := asJSON(users); got != `["Ann","S-1","bob","oid-1"]` {
 		t.Errorf("related.user = %s", got)
 	}
 }
 
+// ruleAlert has one evidence of each kind whose mapping some Rules field changes.
+const ruleAlert = `{"id":"a","alertWebUrl":"https://security.microsoft.com/alerts/a","@odata.type":"#microsoft.graph.security.alert",
+ "evidence":[
+  {"@odata.type":"#microsoft.graph.security.ipEvidence","ipAddress":"10.1.2.3"},
+  {"@odata.type":"#microsoft.graph.security.analyzedMessageEvidence","senderIp":"192.0.2.7",
+   "internetMessageId":"<m@x>","p1Sender":{"emailAddress":"p1@contoso.com"}},
+  {"@odata.type":"#microsoft.graph.security.deviceEvidence","mdeDeviceId":"dev-1","deviceDnsName":"PC-1.Contoso.com",
+   "loggedOnUsers":[{"accountName":"carol","domainName":"CORP"}]},
+  {"@odata.type":"#microsoft.graph.security.mailboxEvidence","primaryAddress":"dan.p@contoso.com",
+   "userAccount":{"azureAdUserId":"oid-d","userPrincipalName":"dan@contoso.com","displayName":"Dan"}},
+  {"@odata.type":"#microsoft.graph.security.fileEvidence","fileDetails":{"fileName":"a.exe","filePath":"C:\\dir"}}
+ ]}`
+
+// lookup follows a dotted path through maps and, by index, through lists.
+func lookup(v any, path string) any {
+	for _, k := range strings.Split(path, ".") {
+		switch c := v.(type) {
+		case mapstr.M:
+			v = c[k]
+		case []any:
+			i, err := strconv.Atoi(k)
+			if err != nil || i >= len(c) {
+				return nil
+			}
+			v = c[i]
+		default:
+			return nil
+		}
+	}
+	return v
+}
+
+// TestRulesChangeOutput maps ruleAlert with two Rules that differ in one field and checks that
+// the output differs where, and only how, that field says.
+func TestRulesChangeOutput(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		a, b Rules
+		keep bool
+		// path is in the mapped alert ("alert.…") or an ECS field; wantA and wantB are JSON.
+		path         string
+		wantA, wantB string
+	}{
+		{name: "ip_address", a: Rules{IPAddress: "host.ip"}, b: Rules{IPAddress: "source.ip"},
+			path: "host.ip", wantA: `["10.1.2.3"]`, wantB: `null`},
+		{name: "ip_address", a: Rules{IPAddress: "host.ip"}, b: Rules{IPAddress: "source.ip"},
+			path: "source.ip", wantA: `null`, wantB: `["10.1.2.3"]`},
+		{name: "ip_address", a: Rules{IPAddress: "host.ip"}, b: Rules{IPAddress: "source.ip"},
+			path: "related.ip", wantA: `["10.1.2.3","192.0.2.7"]`, wantB: `["10.1.2.3","192.0.2.7"]`},
+		{name: "sender_ip", a: Rules{SenderIP: "source.ip"}, b: Rules{},
+			path: "source.ip", wantA: `["192.0.2.7"]`, wantB: `null`},
+		{name: "alertWebUrl", a: Rules{WebURL: "web_url"}, b: Rules{WebURL: "alert_web_url"},
+			path: "alert.web_url.original", wantA: `"https://security.microsoft.com/alerts/a"`, wantB: `null`},
+		{name: "alertWebUrl", a: Rules{WebURL: "web_url"}, b: Rules{WebURL: "alert_web_url"},
+			path: "alert.alert_web_url.domain", wantA: `null`, wantB: `"security.microsoft.com"`},
+		{name: "own @odata.type", a: Rules{KeepODataType: true}, b: Rules{},
+			path: "alert.odata_type", wantA: `"#microsoft.graph.security.alert"`, wantB: `null`},
+		{name: "p1 sender", a: Rules{SenderAddress: "email.sender.address"}, b: Rules{},
+			path: "email.sender.address", wantA: `["p1@contoso.com"]`, wantB: `null`},
+		{name: "p1 sender", a: Rules{SenderAddress: "email.sender.address"}, b: Rules{},
+			path: "email.from.address", wantA: `["p1@contoso.com"]`, wantB: `["p1@contoso.com"]`},
+		{name: "moved to ECS", a: Rules{MovedToECS: []Move{{From: "internet_message_id", To: "email.message_id"}}}, b: Rules{},
+			path: "email.message_id", wantA: `["\u003cm@x\u003e"]`, wantB: `null`},
+		{name: "moved to ECS, even with the tag", keep: true,
+			a: Rules{MovedToECS: []Move{{From: "internet_message_id", To: "email.message_id"}}}, b: Rules{},
+			path: "alert.evidence.1.internet_message_id", wantA: `null`, wantB: `"\u003cm@x\u003e"`},
+		{name: "device hosts", a: Rules{DeviceHosts: []string{"mde_device_id", "device_dns_name"}}, b: Rules{DeviceHosts: []string{"device_dns_name"}},
+			path: "related.hosts", wantA: `["dev-1","PC-1.Contoso.com","CORP"]`, wantB: `["PC-1.Contoso.com","CORP"]`},
+		{name: "host from DNS name", a: Rules{HostFromDNSName: true}, b: Rules{},
+			path: "host.name", wantA: `["pc-1.contoso.com"]`, wantB: `null`},
+		{name: "host from DNS name", a: Rules{HostFromDNSName: true}, b: Rules{},
+			path: "host.hostname", wantA: `["PC-1.Contoso.com"]`, wantB: `null`},
+		{name: "logged-on user name", a: Rules{LoggedOnUserName: true}, b: Rules{},
+			path: "user.name", wantA: `["carol"]`, wantB: `null`},
+		{name: "logged-on user name removed as a duplicate", a: Rules{LoggedOnUserName: true}, b: Rules{},
+			path: "alert.evidence.2.logged_on_users", wantA: `[{"domain_name":"CORP"}]`, wantB: `[{"account_name":"carol","domain_name":"CORP"}]`},
+		{name: "logged-on user name kept with the tag", keep: true, a: Rules{LoggedOnUserName: true}, b: Rules{},
+			path: "alert.evidence.2.logged_on_users", wantA: `[{"account_name":"carol","domain_name":"CORP"}]`, wantB: `[{"account_name":"carol","domain_name":"CORP"}]`},
+		{name: "account users", a: Rules{AccountUsers: []string{"user_account.display_name"}}, b: Rules{},
+			path: "related.user", wantA: `["p1@contoso.com","carol","Dan"]`, wantB: `["p1@contoso.com","carol"]`},
+		{name: "primary address", a: Rules{PrimaryAddress: "user.email"}, b: Rules{},
+			path: "user.email", wantA: `["dan.p@contoso.com"]`, wantB: `null`},
+		{name: "user email replaces primary address", a: Rules{PrimaryAddress: "user.email", UserEmail: "user_account.user_principal_name"},
+			b: Rules{PrimaryAddress: "user.email"}, path: "user.email", wantA: `["dan@contoso.com"]`, wantB: `["dan.p@contoso.com"]`},
+		{name: "user id", a: Rules{UserID: "user_account.azure_ad_user_id"}, b: Rules{UserID: "user_account.user_principal_name"},
+			path: "user.id", wantA: `["oid-d"]`, wantB: `["dan@contoso.com"]`},
+		{name: "file path", a: Rules{FilePath: FilePathAsGiven}, b: Rules{FilePath: FilePathJoined},
+			path: "file.path", wantA: `["C:\\dir"]`, wantB: `["C:\\dir\\a.exe"]`},
+	} {
+		for _, side := range []struct {
+			rules Rules
+			want  string
+		}{{tc.a, tc.wantA}, {tc.b, tc.wantB}} {
+			b := NewBuilder()
+			doc := mapstr.M{"alert": side.rules.MapAlert(decode(t, ruleAlert), tc.keep, b)}
+			b.PutInto(doc)
+			if got := asJSON(lookup(doc, tc.path)); got != side.want {
+				t.Errorf("%s: %s = %s, want %s", tc.name, tc.path, got, side.want)
+			}
+		}
+	}
+}
+
 func TestUnknownEvidenceKeptAsGraphNamesIt(t *testing.T) {
-	custom, _ := mapped(t, AlertStream, true)
+	custom, _ := mapped(t, pidRules, true)
 	evidence := custom["evidence"].([]any)
 	if len(evidence) != 3 {
 		t.Fatalf("want 3 evidence items, got %d", len(evidence))
@@ -224,8 +356,8 @@ func TestUnknownEvidenceKeptAsGraphNamesIt(t *testing.T) {
 }
 
 func TestDuplicatesRemovedWithoutTag(t *testing.T) {
-	kept, _ := mapped(t, AlertStream, true)
-	removed, _ := mapped(t, AlertStream, false)
+	kept, _ := mapped(t, pidRules, true)
+	removed, _ := mapped(t, pidRules, false)
 	for _, path := range []string{"id", "category", "mitre_techniques", "service_source"} {
 		if kept[path] == nil || removed[path] != nil {
 			t.Errorf("%s: kept=%v removed=%v", path, kept[path], removed[path])
@@ -240,13 +372,14 @@ func TestDuplicatesRemovedWithoutTag(t *testing.T) {
 	if field(first(removed), "image_file.name") != "cmd.exe" {
 		t.Error("evidence fields without an ECS copy must stay")
 	}
-	incKept, _ := mapped(t, IncidentStream, true)
-	incRemoved, _ := mapped(t, IncidentStream, false)
-	if incKept["id"] != "a" || incRemoved["id"] != "a" {
-		t.Error("the incident pipeline keeps the embedded alert's id")
+	// Only the fields Rules.Duplicates names are removed.
+	otherKept, _ := mapped(t, fingerprintRules, true)
+	otherRemoved, _ := mapped(t, fingerprintRules, false)
+	if otherKept["id"] != "a" || otherRemoved["id"] != "a" {
+		t.Error("id is not in these rules' Duplicates and must stay")
 	}
-	if incRemoved["service_source"] != nil || incKept["service_source"] != "s" {
-		t.Error("the incident pipeline removes the embedded alert's service_source without the tag")
+	if otherRemoved["service_source"] != nil || otherKept["service_source"] != "s" {
+		t.Error("service_source is in these rules' Duplicates and must go without the tag")
 	}
 }
 

@@ -42,7 +42,7 @@ func Transform(raw []byte, opts transform.Options, emit transform.Emit) error {
 
 	keep := opts.PreserveDuplicateCustom()
 	ecs := graphalert.NewBuilder()
-	custom := graphalert.MapAlert(a, graphalert.AlertStream, keep, ecs)
+	custom := rules.MapAlert(a, keep, ecs)
 
 	event := mapstr.M{"kind": "alert"}
 	if categories, types := graphalert.EvidenceCategories(a); len(categories) > 0 {

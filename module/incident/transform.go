@@ -233,7 +233,7 @@ func (d documenter) emitOne(a map[string]any, alertRaw []byte) error {
 		if family, ok := a["threatFamilyName"].(string); ok && family != "" {
 			_, _ = fields.Put("threat.group.name", family)
 		}
-		if alert := graphalert.MapAlert(a, graphalert.IncidentStream, keep, ecs); len(alert) > 0 {
+		if alert := rules.MapAlert(a, keep, ecs); len(alert) > 0 {
 			custom["alert"] = alert
 		}
 	}
