@@ -386,26 +386,50 @@ func (p *poller) handleRecord(ctx context.Context, raw json.RawMessage, pos *pos
 	if pos.seen(rec.ID, ts) {
 		return nil
 	}
-	pos.advance(rec.ID, rec.LastUpdate, ts)
 	body := []byte(raw)
 	if p.expandBroken && p.in.spec.CanExpandAlerts && p.in.cfg.includeAlerts() {
-		body = p.fetchExpanded(ctx, rec.ID, raw)
+		if body, err = p.fetchExpanded(ctx, rec.ID, raw); err != nil {
+			// Neither published nor passed: the poll fails here and the next one starts
+			// again from the last record published.
+			return err
+		}
 	}
+	pos.advance(rec.ID, rec.LastUpdate, ts)
 	p.publishRecord(body, pos.cursor())
 	st.published++
 	p.metrics.SetCursor(pos.ts)
 	return ctx.Err()
 }
 
-// fetchExpanded reads one incident with its alerts; if even that fails, the incident is
-// published without alerts rather than holding the cursor on it.
-func (p *poller) fetchExpanded(ctx context.Context, id string, listed json.RawMessage) json.RawMessage {
+// fetchExpanded reads one incident with its alerts. A failure that may pass (5xx, 429, a
+// network or auth error, the input stopping) is returned, so that the incident is published
+// later with its alerts instead of now without them. Only when the read can never succeed (the
+// incident with its alerts exceeds max_response_bytes, or Graph no longer knows the incident)
+// is the listed incident published without alerts, rather than holding the cursor on it for
+// good; the alerts still reach the alert dataset.
+func (p *poller) fetchExpanded(ctx context.Context, id string, listed json.RawMessage) (json.RawMessage, error) {
 	resp, err := p.client.Get(ctx, p.in.spec.Path+"/"+url.PathEscape(id), url.Values{"$expand": {"alerts"}}, p.headers())
-	if err != nil {
-		p.log.Warnw("Could not read an incident's alerts; publishing the incident without them.", "incident_id", id, "error", err)
-		return listed
+	switch {
+	case err == nil:
+		return resp.Body, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case readCanNeverSucceed(err):
+		msg := fmt.Sprintf("incident %s is published without its alerts: reading them cannot succeed (%v)", id, err)
+		p.log.Error(msg)
+		p.degraded = msg
+		return listed, nil
 	}
-	return resp.Body
+	return nil, fmt.Errorf("reading the alerts of incident %s (it is published once they can be read): %w", id, err)
+}
+
+// readCanNeverSucceed tells the failures that retrying the same request cannot cure.
+func readCanNeverSucceed(err error) bool {
+	if errors.Is(err, msapi.ErrBodyTooLarge) {
+		return true
+	}
+	var apiErr *msapi.APIError
+	return errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusNotFound || apiErr.StatusCode == http.StatusGone)
 }
 
 // publishRecord transforms one record and publishes its documents; the cursor update rides on

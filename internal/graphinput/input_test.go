@@ -536,3 +536,148 @@ func TestOffsetNextLinksAreNotFollowed(t *testing.T) {
 		}
 	}
 }
+
+// incidentDocs is what a complete incident collection publishes: "incident/alert" for every
+// alert of an incident, "incident" for an incident without alerts.
+func incidentDocs(sim *simulator.Server) map[string]bool {
+	alertsOf := map[string][]string{}
+	for _, a := range sim.Alerts() {
+		inc := fmt.Sprint(a["incidentId"])
+		alertsOf[inc] = append(alertsOf[inc], fmt.Sprint(a["id"]))
+	}
+	want := map[string]bool{}
+	for _, inc := range sim.Incidents() {
+		id := fmt.Sprint(inc["id"])
+		if len(alertsOf[id]) == 0 {
+			want[id] = true
+		}
+		for _, a := range alertsOf[id] {
+			want[id+"/"+a] = true
+		}
+	}
+	return want
+}
+
+func publishedIncidentDocs(events []beat.Event) map[string]bool {
+	got := map[string]bool{}
+	for _, ev := range events {
+		id, _ := ev.Fields.GetValue("record.id")
+		key := fmt.Sprint(id)
+		if a, err := ev.Fields.GetValue("record.alert"); err == nil {
+			key += "/" + fmt.Sprint(a)
+		}
+		got[key] = true
+	}
+	return got
+}
+
+// middleIncidentWithAlerts is an incident that is neither first nor last in lastUpdateDateTime
+// order and has alerts, so that a failure on it happens mid-run.
+func middleIncidentWithAlerts(t *testing.T, sim *simulator.Server) string {
+	t.Helper()
+	incidents := sim.Incidents()
+	slices.SortFunc(incidents, func(a, b map[string]any) int {
+		return strings.Compare(fmt.Sprint(a["lastUpdateDateTime"]), fmt.Sprint(b["lastUpdateDateTime"]))
+	})
+	want := incidentDocs(sim)
+	for _, inc := range incidents[len(incidents)/2:] {
+		id := fmt.Sprint(inc["id"])
+		if !want[id] {
+			return id
+		}
+	}
+	t.Fatal("no incident with alerts in the second half")
+	return ""
+}
+
+func incidentStatusMentions(h *cursortest.Harness, s status.Status, text string) bool {
+	for _, u := range h.Statuses() {
+		if u.Status == s && strings.Contains(u.Msg, text) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestFailedAlertReadKeepsTheIncidentForALaterPoll: while $expand=alerts is broken and each
+// incident's alerts are read on their own, a read that fails (5xx after the client's retries, a
+// 429 whose Retry-After is above what the client waits) publishes nothing of the incident and
+// keeps the cursor before it; the poll is reported DEGRADED with the reason and retried, and
+// every incident ends up published with all of its alerts.
+func TestFailedAlertReadKeepsTheIncidentForALaterPoll(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault simulator.Fault
+	}{
+		{"5xx-after-retries", simulator.Fault{Status: 500, Times: 6}},         // max_retries 5: six tries
+		{"429-above-retry-cap", simulator.Fault{Status: 429, RetryAfter: "2"}}, // the test client waits at most 1.5s
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim := startSim(t, simulator.Config{Seed: 4, Alerts: 60, Incidents: 8})
+			sim.AddFault(simulator.Fault{Path: incidentSpec.Path, ExactPath: true, Query: "$expand=alerts", Status: 500, Times: -1})
+			target := middleIncidentWithAlerts(t, sim)
+			f := tc.fault
+			f.Path, f.ExactPath = incidentSpec.Path+"/"+target, true
+			sim.AddFault(f)
+			want := incidentDocs(sim)
+
+			h := cursortest.New(t)
+			h.Run(incidentSpec.Plugin, simSettings(sim, "alert-read-"+tc.name, map[string]any{"batch_size": 5}), 30*time.Second, func() bool {
+				got := publishedIncidentDocs(h.Published())
+				for k := range want {
+					if !got[k] {
+						return false
+					}
+				}
+				return true
+			})
+			for k := range publishedIncidentDocs(h.Published()) {
+				if !want[k] {
+					t.Errorf("published %s, which is not an incident without alerts nor an incident's alert", k)
+				}
+			}
+			assertUnique(t, metaIDs(h.Published()))
+			if !incidentStatusMentions(h, status.Degraded, "incident "+target) {
+				t.Fatalf("no DEGRADED status names incident %s: %+v", target, h.Statuses())
+			}
+		})
+	}
+}
+
+// TestStopDuringAlertReadPublishesNothingOfTheIncident: an input stopped while the client
+// waits to retry one incident's alert read publishes nothing of that incident; the next run
+// publishes it with its alerts.
+func TestStopDuringAlertReadPublishesNothingOfTheIncident(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 4, Alerts: 60, Incidents: 8})
+	expand500 := simulator.Fault{Path: incidentSpec.Path, ExactPath: true, Query: "$expand=alerts", Status: 500, Times: -1}
+	sim.AddFault(expand500)
+	target := middleIncidentWithAlerts(t, sim)
+	targetPath := incidentSpec.Path + "/" + target
+	sim.AddFault(simulator.Fault{Path: targetPath, ExactPath: true, Status: 503, RetryAfter: "1", Times: -1})
+	want := incidentDocs(sim)
+	settings := simSettings(sim, "stop-in-retry", map[string]any{"batch_size": 5})
+
+	h := cursortest.New(t)
+	h.Run(incidentSpec.Plugin, settings, 30*time.Second, func() bool {
+		// The first try was answered: the client now waits a second before the next.
+		return countRequests(sim, targetPath, "") >= 1
+	})
+	for _, ev := range h.Published() {
+		if id, _ := ev.Fields.GetValue("record.id"); fmt.Sprint(id) == target {
+			t.Fatalf("incident %s was published while its alerts were being read: %v", target, ev.Fields)
+		}
+	}
+
+	sim.ClearFaults()
+	sim.AddFault(expand500)
+	h2 := h.Restart()
+	h2.Run(incidentSpec.Plugin, settings, 30*time.Second, func() bool {
+		got := publishedIncidentDocs(append(h.Published(), h2.Published()...))
+		for k := range want {
+			if !got[k] {
+				return false
+			}
+		}
+		return true
+	})
+}
