@@ -22,6 +22,7 @@ import (
 	"github.com/elastic/beats/v7/libbeat/statestore"
 	conf "github.com/elastic/elastic-agent-libs/config"
 	"github.com/elastic/elastic-agent-libs/logp"
+	"github.com/elastic/elastic-agent-libs/monitoring"
 	"github.com/elastic/go-concert/ctxtool"
 	"github.com/elastic/go-concert/timed"
 
@@ -147,7 +148,7 @@ func (in *input) Run(ctx v2.Context, _ cursor.Source, cur cursor.Cursor, pub cur
 		metrics.SetCursor(pos.ts)
 	}
 
-	p := &poller{in: in, client: client, pub: pub, log: log, metrics: metrics, ctx: ctx}
+	p := &poller{in: in, client: client, pub: pub, log: log, metrics: metrics, gaps: newGapMetrics(ctx.MetricsRegistry), ctx: ctx}
 	runCtx := ctxtool.FromCanceller(ctx.Cancelation)
 	ctx.UpdateStatus(status.Running, "")
 	for {
@@ -177,6 +178,7 @@ type poller struct {
 	pub     cursor.Publisher
 	log     *logp.Logger
 	metrics *msapi.Metrics
+	gaps    gapMetrics
 	ctx     v2.Context
 
 	// expandBroken is set once $expand=alerts keeps failing (5xx after retries, or an incident
@@ -213,28 +215,29 @@ func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 		p.degraded = fmt.Sprintf("listing incidents with $expand=alerts failed earlier; reading each incident's alerts separately until %s", p.expandRetryAt.UTC().Format(time.RFC3339))
 	}
 
-	lower := time.Now().UTC().Add(-cfg.InitialInterval)
-	if pos.raw != "" {
-		lower = pos.ts.Add(-cfg.Overlap)
+	// The first request: from the cursor, or from initial_interval ago on a first run, or
+	// overlap before the cursor.
+	first := func() url.Values {
+		if pos.raw != "" && cfg.Overlap == 0 {
+			return p.resumeQuery(pos, 0)
+		}
+		lower := time.Now().UTC().Add(-cfg.InitialInterval)
+		if pos.raw != "" {
+			lower = pos.ts.Add(-cfg.Overlap)
+		}
+		return p.listQuery("ge", lower.UTC().Format(graphTimeLayout), 0)
 	}
-	from := lower.UTC().Format(graphTimeLayout)
-	if pos.raw != "" && cfg.Overlap == 0 {
-		// Exactly as Graph wrote it, so no digit is lost to our own formatting.
-		from = pos.raw
-	}
-
-	query := p.listQuery(from, 0)
-	next := p.in.spec.Path
+	next, query := p.in.spec.Path, first()
 	for {
 		page, st, err := p.readPage(ctx, next, query, &pos)
 		if errors.Is(err, msapi.ErrBodyTooLarge) && p.expands() {
 			// One incident with its alerts is more than max_response_bytes: list without
 			// $expand and read each incident's alerts on their own, so the cursor moves on.
 			p.giveUpExpand(fmt.Sprintf("an incident with its alerts is larger than max_response_bytes (%v)", err))
+			next, query = p.in.spec.Path, first()
 			if pos.raw != "" {
-				from = pos.raw
+				query = p.resumeQuery(pos, 0)
 			}
-			next, query = p.in.spec.Path, p.listQuery(from, 0)
 			continue
 		}
 		if err != nil {
@@ -251,19 +254,25 @@ func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 		// by a growing $skip: continue from the newest timestamp we have instead; records
 		// already sent at that instant are skipped by id.
 		skip := 0
-		if st.oneTS && st.firstTS.Equal(pos.ts) {
-			// Every record of the page shares one instant, so `ge` alone would return the same
-			// page again: step over the ones we have within that instant.
-			skip = len(pos.ids)
-			if skip > maxSkip {
-				p.degraded = fmt.Sprintf("more than %d records share lastUpdateDateTime %s and Graph returned no nextLink; the rest of them cannot be paged (Graph allows $skip <= %d). They will be retried next interval.", maxSkip, pos.raw, maxSkip)
+		crowded := st.oneTS && st.firstTS.Equal(pos.ts) && !pos.exhausted
+		if crowded {
+			// Every record of the page shares the cursor's instant, so `ge` alone would return
+			// the same page again: step over the ones we have within that instant.
+			skip = min(len(pos.ids), maxSkip)
+		}
+		resume := p.resumeQuery(pos, skip)
+		if next == p.in.spec.Path && sameQuery(query, resume) {
+			// The same request again would bring back the same records, all sent by now.
+			if !crowded {
+				p.degraded = fmt.Sprintf("a full page without nextLink brought no record that moves the cursor (lastUpdateDateTime %s); stopping this run to avoid a loop", pos.raw)
 				break
 			}
-		} else if st.published == 0 {
-			p.degraded = fmt.Sprintf("a full page without nextLink brought no new record at lastUpdateDateTime %s; stopping this run to avoid a loop", pos.raw)
-			break
+			if err := p.skipRestOfInstant(ctx, &pos); err != nil {
+				return pos, err
+			}
+			resume = p.resumeQuery(pos, 0)
 		}
-		next, query = p.in.spec.Path, p.listQuery(pos.raw, skip)
+		next, query = p.in.spec.Path, resume
 	}
 	if p.degraded != "" {
 		p.log.Warn(p.degraded)
@@ -274,9 +283,85 @@ func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 	return pos, nil
 }
 
-func (p *poller) listQuery(from string, skip int) url.Values {
+// resumeQuery lists what follows pos: the records at its instant not yet sent and all later
+// ones, or only the later ones once its instant is exhausted.
+func (p *poller) resumeQuery(pos position, skip int) url.Values {
+	if pos.exhausted {
+		return p.listQuery("gt", pos.raw, 0)
+	}
+	return p.listQuery("ge", pos.raw, skip)
+}
+
+func sameQuery(a, b url.Values) bool {
+	return a != nil && b != nil && a.Encode() == b.Encode()
+}
+
+// skipRestOfInstant gives up on the records at pos's instant that Graph lets no one read:
+// more of them than $skip can step over, and no nextLink. It counts them as a gap (metric, log,
+// DEGRADED for this poll) and moves pos past that instant, so the input goes on with the later
+// records instead of asking for the same page forever.
+func (p *poller) skipRestOfInstant(ctx context.Context, pos *position) error {
+	read := len(pos.ids)
+	total, err := p.countAt(ctx, pos.raw)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	p.gaps.instants.Inc()
+	var msg string
+	if err != nil {
+		msg = fmt.Sprintf("more than %d records share lastUpdateDateTime %s and Graph gives no nextLink past them: %d were read, the rest (not counted: %v) cannot be paged by timestamp (Graph allows $skip <= %d) and are skipped; collection continues after that instant",
+			maxSkip, pos.raw, read, err, maxSkip)
+	} else {
+		gap := max(total-read, 0)
+		p.gaps.records.Add(uint64(gap))
+		msg = fmt.Sprintf("%d records share lastUpdateDateTime %s and Graph gives no nextLink past them: %d were read, %d cannot be paged by timestamp (Graph allows $skip <= %d) and are skipped; collection continues after that instant",
+			total, pos.raw, read, gap, maxSkip)
+	}
+	p.log.Error(msg)
+	p.degraded = msg
+	pos.exhaust()
+	return nil
+}
+
+// countAt asks Graph how many records carry exactly the lastUpdateDateTime raw.
+func (p *poller) countAt(ctx context.Context, raw string) (int, error) {
 	q := url.Values{
-		"$filter":  {"lastUpdateDateTime ge " + from},
+		"$filter": {"lastUpdateDateTime eq " + raw},
+		"$count":  {"true"},
+		"$top":    {"1"},
+	}
+	resp, err := p.client.Get(ctx, p.in.spec.Path, q, p.headers())
+	if err != nil {
+		return 0, err
+	}
+	var body struct {
+		Count *int `json:"@odata.count"`
+	}
+	if err := json.Unmarshal(resp.Body, &body); err != nil || body.Count == nil {
+		return 0, errors.New("the answer to $count=true carries no @odata.count")
+	}
+	return *body.Count, nil
+}
+
+// gapMetrics count what could not be read: instants given up on, and records at them.
+type gapMetrics struct {
+	instants *monitoring.Uint
+	records  *monitoring.Uint
+}
+
+func newGapMetrics(reg *monitoring.Registry) gapMetrics {
+	if reg == nil {
+		reg = monitoring.NewRegistry()
+	}
+	return gapMetrics{
+		instants: monitoring.NewUint(reg, "gap_instants_total"),
+		records:  monitoring.NewUint(reg, "gap_records_total"),
+	}
+}
+
+func (p *poller) listQuery(op, from string, skip int) url.Values {
+	q := url.Values{
+		"$filter":  {"lastUpdateDateTime " + op + " " + from},
 		"$orderby": {"lastUpdateDateTime asc"},
 		"$top":     {strconv.Itoa(p.in.cfg.BatchSize)},
 	}

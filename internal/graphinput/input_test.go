@@ -430,21 +430,83 @@ func TestOversizedIncidentFallsBackToSeparateAlerts(t *testing.T) {
 	}
 }
 
-func TestSkipBeyondGraphLimitIsReported(t *testing.T) {
+// TestCrowdedTimestampBeyondSkipLimitIsSkippedAsCountedGap: 650 alerts share one instant and
+// Graph gives no nextLink, so $skip (at most 500) reaches only 600 of them with pages of 100.
+// The input must not stall there: it reports the 50 it cannot read as a gap (metric, log,
+// DEGRADED once) and goes on with the alerts after that instant.
+func TestCrowdedTimestampBeyondSkipLimitIsSkippedAsCountedGap(t *testing.T) {
 	sim := startSim(t, simulator.Config{Seed: 3, Alerts: 1, Incidents: 1})
 	sim.Reset()
-	putAlertsAt(sim, "crowd", 650, time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04:05.0000000Z"))
+	crowd := putAlertsAt(sim, "crowd", 650, time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04:05.0000000Z"))
+	later := putAlertsAt(sim, "later", 5, time.Now().UTC().Add(-time.Minute).Format("2006-01-02T15:04:05.0000000Z"))
 	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultNoNextLink, Times: -1})
 	h := cursortest.New(t)
-	h.Run(alertSpec.Plugin, simSettings(sim, "crowd", map[string]any{"batch_size": 100}), 20*time.Second,
-		func() bool { return h.SawStatus(status.Degraded) })
+	var laterSeen time.Time
+	h.Run(alertSpec.Plugin, simSettings(sim, "crowd", map[string]any{"batch_size": 100}), 20*time.Second, func() bool {
+		got := recordIDs(t, h.Published())
+		for _, id := range later {
+			if !slices.Contains(got, id) {
+				return false
+			}
+		}
+		if laterSeen.IsZero() {
+			laterSeen = time.Now()
+		}
+		return time.Since(laterSeen) > 500*time.Millisecond // more polls: the gap is reported once
+	})
 	got := recordIDs(t, h.Published())
 	assertUnique(t, got)
-	if len(got) != 600 {
-		t.Fatalf("published %d, want the 600 reachable with $skip <= 500", len(got))
+	read := 0
+	for _, id := range got {
+		if slices.Contains(crowd, id) {
+			read++
+		}
 	}
-	if msg := h.LastStatus().Msg; !strings.Contains(msg, "$skip") {
-		t.Fatalf("status does not explain the limit: %q", msg)
+	if read != 600 {
+		t.Fatalf("read %d alerts of the crowded instant, want the 600 that $skip <= 500 reaches", read)
+	}
+	if n := h.Metric("gap_records_total"); n != 50 {
+		t.Fatalf("gap_records_total = %d, want 50", n)
+	}
+	if n := h.Metric("gap_instants_total"); n != 1 {
+		t.Fatalf("gap_instants_total = %d, want 1", n)
+	}
+	var degraded []string
+	for _, u := range h.Statuses() {
+		if u.Status == status.Degraded {
+			degraded = append(degraded, u.Msg)
+		}
+	}
+	if len(degraded) != 1 || !strings.Contains(degraded[0], "50") || !strings.Contains(degraded[0], "$skip") || strings.Contains(degraded[0], "retried") {
+		t.Fatalf("want one DEGRADED that counts the 50 skipped alerts and names $skip, got %q", degraded)
+	}
+	if h.LastStatus().Status != status.Running {
+		t.Fatalf("status after the gap: %+v", h.LastStatus())
+	}
+}
+
+// TestCrowdedTimestampIsReadWholeThroughOpaqueNextLinks: when Graph does give nextLinks with an
+// opaque $skiptoken, records on one instant are read however many there are: no gap.
+func TestCrowdedTimestampIsReadWholeThroughOpaqueNextLinks(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 3, Alerts: 1, Incidents: 1})
+	sim.Reset()
+	want := putAlertsAt(sim, "crowd", 650, time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04:05.0000000Z"))
+	want = append(want, putAlertsAt(sim, "later", 5, time.Now().UTC().Add(-time.Minute).Format("2006-01-02T15:04:05.0000000Z"))...)
+	h := cursortest.New(t)
+	h.Run(alertSpec.Plugin, simSettings(sim, "crowd-links", map[string]any{"batch_size": 100}), 20*time.Second,
+		func() bool { return len(h.Published()) >= len(want) })
+	got := recordIDs(t, h.Published())
+	assertUnique(t, got)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %d alerts, want %d", len(got), len(want))
+	}
+	if n := h.Metric("gap_records_total"); n != 0 {
+		t.Fatalf("gap_records_total = %d with nextLinks", n)
+	}
+	if h.SawStatus(status.Degraded) {
+		t.Fatalf("DEGRADED without a gap: %+v", h.Statuses())
 	}
 }
 
@@ -609,7 +671,7 @@ func TestFailedAlertReadKeepsTheIncidentForALaterPoll(t *testing.T) {
 		name  string
 		fault simulator.Fault
 	}{
-		{"5xx-after-retries", simulator.Fault{Status: 500, Times: 6}},         // max_retries 5: six tries
+		{"5xx-after-retries", simulator.Fault{Status: 500, Times: 6}},          // max_retries 5: six tries
 		{"429-above-retry-cap", simulator.Fault{Status: 429, RetryAfter: "2"}}, // the test client waits at most 1.5s
 	} {
 		t.Run(tc.name, func(t *testing.T) {
