@@ -243,18 +243,22 @@ func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 		if err != nil {
 			return pos, err
 		}
-		if page.NextLink != "" && !growsSkip(page.NextLink) {
-			next, query = page.NextLink, nil
-			continue
-		}
 		if page.NextLink == "" && st.records < cfg.BatchSize {
 			break
 		}
-		// A full page without nextLink (Graph stopped paging for us), or a nextLink that pages
-		// by a growing $skip: continue from the newest timestamp we have instead; records
-		// already sent at that instant are skipped by id.
+		// Graph's nextLinks page by offset: a growing $skip, or a $skiptoken that may be an
+		// offset as well. A record updated while we page moves to the end of the ordering and
+		// shifts the others, so the one at the page boundary would be passed over. Instead the
+		// input continues from the newest timestamp it has read; records already sent at that
+		// instant are skipped by id. The same holds for a full page without nextLink.
+		crowded := st.records > 0 && st.oneTS && st.firstTS.Equal(pos.ts) && !pos.exhausted
+		if crowded && page.NextLink != "" && !growsSkip(page.NextLink) {
+			// Within one instant a timestamp tells records apart no better than an offset, and
+			// an opaque link reaches beyond $skip's limit: follow it.
+			next, query = page.NextLink, nil
+			continue
+		}
 		skip := 0
-		crowded := st.oneTS && st.firstTS.Equal(pos.ts) && !pos.exhausted
 		if crowded {
 			// Every record of the page shares the cursor's instant, so `ge` alone would return
 			// the same page again: step over the ones we have within that instant.
@@ -412,10 +416,8 @@ func (p *poller) readPage(ctx context.Context, next string, query url.Values, po
 	return page, st, err
 }
 
-// growsSkip reports whether a nextLink pages by offset ($skip). Following one is not safe: Graph
-// refuses $skip above 500, and a record updated while we page moves to the end of the ordering,
-// shifting the rest by one so that the record at the page boundary would never be returned.
-// Re-querying from the last timestamp has neither problem.
+// growsSkip reports whether a nextLink pages by $skip, which Graph refuses above 500: within a
+// crowded instant the input steps with $skip itself rather than follow such a link.
 func growsSkip(nextLink string) bool {
 	u, err := url.Parse(nextLink)
 	return err == nil && u.Query().Has("$skip")

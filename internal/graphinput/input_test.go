@@ -376,7 +376,10 @@ func TestIncidentExpandFallback(t *testing.T) {
 }
 
 func TestForeignNextLinkIsRejected(t *testing.T) {
-	sim := startSim(t, simulator.Config{Seed: 6, Alerts: 30, Incidents: 1})
+	sim := startSim(t, simulator.Config{Seed: 6, Alerts: 1, Incidents: 1})
+	// nextLinks are followed only through records that share one instant.
+	sim.Reset()
+	putAlertsAt(sim, "same", 30, time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04:05.0000000Z"))
 	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultForeignNextLink, Times: -1})
 	h := cursortest.New(t)
 	h.Run(alertSpec.Plugin, simSettings(sim, "foreign", map[string]any{"batch_size": 10}), 10*time.Second,
@@ -742,4 +745,44 @@ func TestStopDuringAlertReadPublishesNothingOfTheIncident(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestAlertUpdatedWhilePagingDoesNotHideAnother: Graph's $skiptoken may be an offset into the
+// current ordering (the simulator's is). An alert of the first page updated before the second
+// page is read moves to the end, and the alert first on the second page would be passed over
+// if the nextLink were followed. Re-querying from the last timestamp loses nothing.
+func TestAlertUpdatedWhilePagingDoesNotHideAnother(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 14, Alerts: 60, Incidents: 2})
+	before := sim.Alerts()
+	h := cursortest.New(t)
+	updated := false
+	h.OnEvent = func(ev beat.Event) {
+		if updated {
+			return
+		}
+		updated = true
+		// Synchronously, so it happens before the input asks for the next page.
+		id, _ := ev.Fields.GetValue("record.id")
+		for _, a := range sim.Alerts() {
+			if a["id"] == id {
+				a["lastUpdateDateTime"] = time.Now().UTC().Format("2006-01-02T15:04:05.0000000Z")
+				sim.PutAlert(a)
+			}
+		}
+	}
+	h.Run(alertSpec.Plugin, simSettings(sim, "update-while-paging", map[string]any{"batch_size": 10}), 20*time.Second, func() bool {
+		got := map[string]bool{}
+		for _, id := range recordIDs(t, h.Published()) {
+			got[id] = true
+		}
+		for _, a := range before {
+			if !got[fmt.Sprint(a["id"])] {
+				return false
+			}
+		}
+		return true
+	})
+	if countRequests(sim, alertSpec.Path, "skiptoken") != 0 {
+		t.Fatal("followed a $skiptoken nextLink outside a crowded instant")
+	}
 }
