@@ -68,3 +68,9 @@ func (p *position) advance(id string, raw string, ts time.Time) {
 		}
 	}
 }
+
+// movedFrom reports whether the position went past where it was: a record was published or an
+// instant given up on.
+func (p position) movedFrom(before position) bool {
+	return p.raw != before.raw || len(p.ids) != len(before.ids) || p.exhausted != before.exhausted
+}

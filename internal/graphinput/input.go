@@ -4,6 +4,7 @@
 package graphinput
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,6 +45,8 @@ type Spec struct {
 
 	// tuneClient lets tests shorten the client's retry backoff.
 	tuneClient func(*msapi.Options)
+	// Tests shorten the waits after a failed poll; zero means the defaults below.
+	firstRetryWait, maxRetryAfterWait time.Duration
 }
 
 // maxSkip is Graph's ceiling for $skip on the security collections.
@@ -151,24 +154,60 @@ func (in *input) Run(ctx v2.Context, _ cursor.Source, cur cursor.Cursor, pub cur
 	p := &poller{in: in, client: client, pub: pub, log: log, metrics: metrics, gaps: newGapMetrics(ctx.MetricsRegistry), ctx: ctx}
 	runCtx := ctxtool.FromCanceller(ctx.Cancelation)
 	ctx.UpdateStatus(status.Running, "")
+	failures := 0 // failed polls in a row without progress
 	for {
 		wait := in.cfg.Interval
+		before := pos
 		pos, err = p.poll(runCtx, pos)
 		if err != nil {
 			if runCtx.Err() != nil {
 				return nil
 			}
-			p.report(err)
-			// Graph asked for a longer pause than the client waits within one call.
-			var apiErr *msapi.APIError
-			if errors.As(err, &apiErr) && apiErr.RetryAfter > wait {
-				wait = apiErr.RetryAfter
+			if pos.movedFrom(before) {
+				failures = 0
 			}
+			failures++
+			var why string
+			wait, why = p.retryWait(err, failures)
+			p.report(err, wait, why)
+		} else {
+			failures = 0
 		}
 		if err := timed.Wait(ctx.Cancelation, wait); err != nil {
 			return nil
 		}
 	}
+}
+
+const (
+	// defaultFirstRetryWait is the pause after a failed poll: most failures pass (a connection
+	// cut mid-page, a server hiccup beyond the client's retries), so the input tries again
+	// soon, doubling the pause while it keeps failing without progress, up to interval.
+	defaultFirstRetryWait = 2 * time.Second
+	// defaultMaxRetryAfterWait bounds how long a Retry-After can hold the input: the client
+	// waits up to 2 minutes within a call; a longer Retry-After (or a date far ahead) ends the
+	// poll, and the input waits what Graph asked, but no longer than this.
+	defaultMaxRetryAfterWait = 10 * time.Minute
+)
+
+// retryWait is how long to wait after the n-th failed poll in a row, and why, when Graph's
+// Retry-After was cut short.
+func (p *poller) retryWait(err error, n int) (time.Duration, string) {
+	interval := p.in.cfg.Interval
+	if msapi.IsAuth(err) {
+		return interval, "" // a credential or permission is not mended by trying again soon
+	}
+	first := cmp.Or(p.in.spec.firstRetryWait, defaultFirstRetryWait)
+	wait := min(interval, first<<min(n-1, 20))
+	var apiErr *msapi.APIError
+	if errors.As(err, &apiErr) && apiErr.RetryAfter > wait {
+		limit := cmp.Or(p.in.spec.maxRetryAfterWait, defaultMaxRetryAfterWait)
+		if apiErr.RetryAfter > limit {
+			return max(wait, limit), fmt.Sprintf("Graph asked to wait %s (Retry-After); the input waits at most %s", apiErr.RetryAfter.Round(time.Second), limit)
+		}
+		return apiErr.RetryAfter, ""
+	}
+	return wait, ""
 }
 
 // poller runs one interval's worth of requests.
@@ -556,11 +595,15 @@ func (p *poller) publishOne(ev beat.Event, cur any) {
 }
 
 // report logs a failed run once and sets the status an operator sees in Fleet.
-func (p *poller) report(err error) {
+func (p *poller) report(err error, wait time.Duration, why string) {
 	hint := msapi.Explain(err)
+	retry := fmt.Sprintf("The cursor is kept; retrying in %s.", wait)
+	if why != "" {
+		retry = fmt.Sprintf("The cursor is kept; %s, retrying in %s.", why, wait)
+	}
 	if msapi.IsAuth(err) {
-		msg := fmt.Sprintf("%s: %v. %s (needs application permission %s, tenant %s). The cursor is kept; retrying in %s.",
-			p.in.spec.Path, err, hint, p.in.spec.Permission, p.in.cfg.TenantID, p.in.cfg.Interval)
+		msg := fmt.Sprintf("%s: %v. %s (needs application permission %s, tenant %s). %s",
+			p.in.spec.Path, err, hint, p.in.spec.Permission, p.in.cfg.TenantID, retry)
 		p.log.Error(msg)
 		var apiErr *msapi.APIError
 		if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusForbidden {
@@ -570,7 +613,7 @@ func (p *poller) report(err error) {
 		}
 		return
 	}
-	msg := fmt.Sprintf("%s: %v. The cursor is kept; retrying in %s.", p.in.spec.Path, err, p.in.cfg.Interval)
+	msg := fmt.Sprintf("%s: %v. %s", p.in.spec.Path, err, retry)
 	if hint != "" {
 		msg = strings.TrimSuffix(msg, ".") + " (" + hint + ")"
 	}

@@ -786,3 +786,32 @@ func TestAlertUpdatedWhilePagingDoesNotHideAnother(t *testing.T) {
 		t.Fatal("followed a $skiptoken nextLink outside a crowded instant")
 	}
 }
+
+// TestRetryAfterAboveTheCapIsWaitedForAtMostTheCap: a Retry-After longer than the client waits
+// within a call fails the poll; the input then waits what Graph asked, but never longer than
+// its cap, and says so.
+func TestRetryAfterAboveTheCapIsWaitedForAtMostTheCap(t *testing.T) {
+	spec := alertSpec
+	spec.maxRetryAfterWait = 500 * time.Millisecond
+	sim := startSim(t, simulator.Config{Seed: 5, Alerts: 12, Incidents: 1})
+	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Status: 429, RetryAfter: "3600"})
+	h := cursortest.New(t)
+	h.Run(spec.Plugin, simSettings(sim, "retry-after-cap", nil), 20*time.Second, func() bool { return len(h.Published()) >= 12 })
+	if !incidentStatusMentions(h, status.Degraded, "Retry-After") || !incidentStatusMentions(h, status.Degraded, "500ms") {
+		t.Fatalf("the status does not say that the Retry-After of 1h was capped at 500ms: %+v", h.Statuses())
+	}
+}
+
+// TestPageCutMidStreamIsRetriedSoon: a page whose connection breaks halfway fails the poll; the
+// input retries after a short backoff, not after its interval (here an hour).
+func TestPageCutMidStreamIsRetriedSoon(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 5, Alerts: 30, Incidents: 1})
+	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultCutPage})
+	h := cursortest.New(t)
+	h.Run(alertSpec.Plugin, simSettings(sim, "cut-page", map[string]any{"interval": "1h", "batch_size": 10}), 20*time.Second,
+		func() bool { return len(h.Published()) >= 30 })
+	assertUnique(t, metaIDs(h.Published()))
+	if !h.SawStatus(status.Degraded) {
+		t.Fatal("the cut page was not reported")
+	}
+}
