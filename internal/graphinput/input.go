@@ -308,6 +308,7 @@ func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 			// The same request again would bring back the same records, all sent by now.
 			if !crowded {
 				p.degraded = fmt.Sprintf("a full page without nextLink brought no record that moves the cursor (lastUpdateDateTime %s); stopping this run to avoid a loop", pos.raw)
+				p.log.Warn(p.degraded)
 				break
 			}
 			if err := p.skipRestOfInstant(ctx, &pos); err != nil {
@@ -318,7 +319,7 @@ func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 		next, query = p.in.spec.Path, resume
 	}
 	if p.degraded != "" {
-		p.log.Warn(p.degraded)
+		// Logged where it happened; the status holds it for this poll.
 		p.ctx.UpdateStatus(status.Degraded, p.degraded)
 	} else {
 		p.ctx.UpdateStatus(status.Running, "")

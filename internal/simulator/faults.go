@@ -222,9 +222,9 @@ var namedFaults = map[string]struct {
 	"nonextlink":  {"alerts_v2 pages never carry @odata.nextLink", []Fault{{Path: "/v1.0/security/alerts_v2", Kind: FaultNoNextLink, Times: -1}}},
 	"drop":        {"one Graph request has its connection dropped", []Fault{{Path: "/v1.0/security/", Kind: FaultDropConnection, Times: 1}}},
 	"cutpage":     {"one alerts_v2 page is cut off halfway by a dropped connection", []Fault{{Path: "/v1.0/security/alerts_v2", Kind: FaultCutPage, Times: 1}}},
-	"alertread500": {"incident listing with $expand=alerts always answers 500 and the next 12 reads of single incidents answer 500 (two polls' worth of retries)", []Fault{
-		{Path: "/v1.0/security/incidents", ExactPath: true, Query: "$expand=alerts", Status: 500, Times: -1},
-		{Path: "/v1.0/security/incidents/", Status: 500, Times: 12},
+	"alertread500": {"incident listing with $expand=alerts always answers 500, and the next 12 reads of single incidents (two reads' retries) answer 503, all with Retry-After: 1", []Fault{
+		{Path: "/v1.0/security/incidents", ExactPath: true, Query: "$expand=alerts", Status: 500, RetryAfter: "1", Times: -1},
+		{Path: "/v1.0/security/incidents/", Status: 503, RetryAfter: "1", Times: 12},
 	}},
 	"crowded": {"2000 more alerts share one lastUpdateDateTime and alerts_v2 pages carry no nextLink: beyond $skip's 500 plus a page they cannot be read", []Fault{
 		{Kind: FaultCrowdedTimestamp, Records: defaultCrowdedRecords},
