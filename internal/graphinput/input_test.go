@@ -732,6 +732,22 @@ func TestStopDuringAlertReadPublishesNothingOfTheIncident(t *testing.T) {
 			t.Fatalf("incident %s was published while its alerts were being read: %v", target, ev.Fields)
 		}
 	}
+	var stored Cursor
+	var targetUpdate string
+	for _, inc := range sim.Incidents() {
+		if fmt.Sprint(inc["id"]) == target {
+			targetUpdate = fmt.Sprint(inc["lastUpdateDateTime"])
+		}
+	}
+	// The incidents before the target were acknowledged: the stored cursor is on the last of them.
+	if !h.StoredCursor("defender-incident::stop-in-retry::tenant-"+sim.TenantID(), &stored) {
+		t.Fatal("no cursor stored for the incidents published before the stop")
+	}
+	pos, _ := positionOf(stored)
+	targetTS, _ := time.Parse(time.RFC3339Nano, targetUpdate)
+	if !pos.ts.Before(targetTS) {
+		t.Fatalf("the stored cursor %s is not before incident %s (%s)", stored.LastUpdate, target, targetUpdate)
+	}
 
 	sim.ClearFaults()
 	sim.AddFault(expand500)
