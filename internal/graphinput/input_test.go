@@ -655,7 +655,7 @@ func middleIncidentWithAlerts(t *testing.T, sim *simulator.Server) string {
 	return ""
 }
 
-func incidentStatusMentions(h *cursortest.Harness, s status.Status, text string) bool {
+func statusMentions(h *cursortest.Harness, s status.Status, text string) bool {
 	for _, u := range h.Statuses() {
 		if u.Status == s && strings.Contains(u.Msg, text) {
 			return true
@@ -702,7 +702,7 @@ func TestFailedAlertReadKeepsTheIncidentForALaterPoll(t *testing.T) {
 				}
 			}
 			assertUnique(t, metaIDs(h.Published()))
-			if !incidentStatusMentions(h, status.Degraded, "incident "+target) {
+			if !statusMentions(h, status.Degraded, "incident "+target) {
 				t.Fatalf("no DEGRADED status names incident %s: %+v", target, h.Statuses())
 			}
 		})
@@ -813,7 +813,7 @@ func TestRetryAfterAboveTheCapIsWaitedForAtMostTheCap(t *testing.T) {
 	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Status: 429, RetryAfter: "3600"})
 	h := cursortest.New(t)
 	h.Run(spec.Plugin, simSettings(sim, "retry-after-cap", nil), 20*time.Second, func() bool { return len(h.Published()) >= 12 })
-	if !incidentStatusMentions(h, status.Degraded, "Retry-After") || !incidentStatusMentions(h, status.Degraded, "500ms") {
+	if !statusMentions(h, status.Degraded, "Retry-After") || !statusMentions(h, status.Degraded, "500ms") {
 		t.Fatalf("the status does not say that the Retry-After of 1h was capped at 500ms: %+v", h.Statuses())
 	}
 }
