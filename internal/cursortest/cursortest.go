@@ -149,6 +149,13 @@ func (h *Harness) LastStatus() StatusUpdate {
 	return h.statuses[len(h.statuses)-1]
 }
 
+// Statuses returns every status the input reported, oldest first.
+func (h *Harness) Statuses() []StatusUpdate {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]StatusUpdate(nil), h.statuses...)
+}
+
 // SawStatus reports whether the input ever reported s.
 func (h *Harness) SawStatus(s status.Status) bool {
 	h.mu.Lock()

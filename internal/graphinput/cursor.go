@@ -13,16 +13,22 @@ const graphTimeLayout = "2006-01-02T15:04:05.0000000Z"
 // as Graph wrote it, and the ids ACKed at exactly that time. Records sharing that timestamp
 // across a page boundary or a restart are then neither lost (we query `ge`) nor sent twice (we
 // skip the ids).
+//
+// Exhausted marks an instant shared by more records than Graph lets a client page through: the
+// ones that could be read were, the others were counted as a gap, and the input asks for what
+// comes after that instant (`gt`) instead of for it (`ge`).
 type Cursor struct {
 	LastUpdate string   `struct:"last_update" json:"last_update"`
 	IDs        []string `struct:"ids" json:"ids"`
+	Exhausted  bool     `struct:"exhausted" json:"exhausted"`
 }
 
 // position is the cursor with its time parsed, as the poll loop advances it.
 type position struct {
-	ts  time.Time
-	raw string
-	ids []string
+	ts        time.Time
+	raw       string
+	ids       []string
+	exhausted bool
 }
 
 func positionOf(c Cursor) (position, bool) {
@@ -33,26 +39,38 @@ func positionOf(c Cursor) (position, bool) {
 	if err != nil {
 		return position{}, false
 	}
-	return position{ts: ts, raw: c.LastUpdate, ids: slices.Clone(c.IDs)}, true
+	return position{ts: ts, raw: c.LastUpdate, ids: slices.Clone(c.IDs), exhausted: c.Exhausted}, true
 }
 
 func (p position) cursor() Cursor {
-	return Cursor{LastUpdate: p.raw, IDs: slices.Clone(p.ids)}
+	return Cursor{LastUpdate: p.raw, IDs: slices.Clone(p.ids), Exhausted: p.exhausted}
 }
 
-// seen reports whether a record was already published at the cursor's timestamp.
+// seen reports whether a record was already published at the cursor's timestamp, or belongs to
+// an instant given up on.
 func (p position) seen(id string, ts time.Time) bool {
-	return ts.Equal(p.ts) && slices.Contains(p.ids, id)
+	return ts.Equal(p.ts) && (p.exhausted || slices.Contains(p.ids, id))
+}
+
+// exhaust gives up on the rest of the cursor's instant: only later records are read from now on.
+func (p *position) exhaust() {
+	p.exhausted, p.ids = true, nil
 }
 
 // advance moves the position to a record that is not older than it.
 func (p *position) advance(id string, raw string, ts time.Time) {
 	switch {
 	case p.raw == "" || ts.After(p.ts):
-		p.ts, p.raw, p.ids = ts, raw, []string{id}
-	case ts.Equal(p.ts):
+		p.ts, p.raw, p.ids, p.exhausted = ts, raw, []string{id}, false
+	case ts.Equal(p.ts) && !p.exhausted:
 		if !slices.Contains(p.ids, id) {
 			p.ids = append(p.ids, id)
 		}
 	}
+}
+
+// movedFrom reports whether the position went past where it was: a record was published or an
+// instant given up on.
+func (p position) movedFrom(before position) bool {
+	return p.raw != before.raw || len(p.ids) != len(before.ids) || p.exhausted != before.exhausted
 }

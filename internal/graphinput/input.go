@@ -4,6 +4,7 @@
 package graphinput
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"github.com/elastic/beats/v7/libbeat/statestore"
 	conf "github.com/elastic/elastic-agent-libs/config"
 	"github.com/elastic/elastic-agent-libs/logp"
+	"github.com/elastic/elastic-agent-libs/monitoring"
 	"github.com/elastic/go-concert/ctxtool"
 	"github.com/elastic/go-concert/timed"
 
@@ -43,6 +45,8 @@ type Spec struct {
 
 	// tuneClient lets tests shorten the client's retry backoff.
 	tuneClient func(*msapi.Options)
+	// Tests shorten the waits after a failed poll; zero means the defaults below.
+	firstRetryWait, maxRetryAfterWait time.Duration
 }
 
 // maxSkip is Graph's ceiling for $skip on the security collections.
@@ -147,27 +151,63 @@ func (in *input) Run(ctx v2.Context, _ cursor.Source, cur cursor.Cursor, pub cur
 		metrics.SetCursor(pos.ts)
 	}
 
-	p := &poller{in: in, client: client, pub: pub, log: log, metrics: metrics, ctx: ctx}
+	p := &poller{in: in, client: client, pub: pub, log: log, metrics: metrics, gaps: newGapMetrics(ctx.MetricsRegistry), ctx: ctx}
 	runCtx := ctxtool.FromCanceller(ctx.Cancelation)
 	ctx.UpdateStatus(status.Running, "")
+	failures := 0 // failed polls in a row without progress
 	for {
 		wait := in.cfg.Interval
+		before := pos
 		pos, err = p.poll(runCtx, pos)
 		if err != nil {
 			if runCtx.Err() != nil {
 				return nil
 			}
-			p.report(err)
-			// Graph asked for a longer pause than the client waits within one call.
-			var apiErr *msapi.APIError
-			if errors.As(err, &apiErr) && apiErr.RetryAfter > wait {
-				wait = apiErr.RetryAfter
+			if pos.movedFrom(before) {
+				failures = 0
 			}
+			failures++
+			var why string
+			wait, why = p.retryWait(err, failures)
+			p.report(err, wait, why)
+		} else {
+			failures = 0
 		}
 		if err := timed.Wait(ctx.Cancelation, wait); err != nil {
 			return nil
 		}
 	}
+}
+
+const (
+	// defaultFirstRetryWait is the pause after a failed poll: most failures pass (a connection
+	// cut mid-page, a server hiccup beyond the client's retries), so the input tries again
+	// soon, doubling the pause while it keeps failing without progress, up to interval.
+	defaultFirstRetryWait = 2 * time.Second
+	// defaultMaxRetryAfterWait bounds how long a Retry-After can hold the input: the client
+	// waits up to 2 minutes within a call; a longer Retry-After (or a date far ahead) ends the
+	// poll, and the input waits what Graph asked, but no longer than this.
+	defaultMaxRetryAfterWait = 10 * time.Minute
+)
+
+// retryWait is how long to wait after the n-th failed poll in a row, and why, when Graph's
+// Retry-After was cut short.
+func (p *poller) retryWait(err error, n int) (time.Duration, string) {
+	interval := p.in.cfg.Interval
+	if msapi.IsAuth(err) {
+		return interval, "" // a credential or permission is not mended by trying again soon
+	}
+	first := cmp.Or(p.in.spec.firstRetryWait, defaultFirstRetryWait)
+	wait := min(interval, first<<min(n-1, 20))
+	var apiErr *msapi.APIError
+	if errors.As(err, &apiErr) && apiErr.RetryAfter > wait {
+		limit := cmp.Or(p.in.spec.maxRetryAfterWait, defaultMaxRetryAfterWait)
+		if apiErr.RetryAfter > limit {
+			return max(wait, limit), fmt.Sprintf("Graph asked to wait %s (Retry-After); the input waits at most %s", apiErr.RetryAfter.Round(time.Second), limit)
+		}
+		return apiErr.RetryAfter, ""
+	}
+	return wait, ""
 }
 
 // poller runs one interval's worth of requests.
@@ -177,6 +217,7 @@ type poller struct {
 	pub     cursor.Publisher
 	log     *logp.Logger
 	metrics *msapi.Metrics
+	gaps    gapMetrics
 	ctx     v2.Context
 
 	// expandBroken is set once $expand=alerts keeps failing (5xx after retries, or an incident
@@ -213,60 +254,72 @@ func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 		p.degraded = fmt.Sprintf("listing incidents with $expand=alerts failed earlier; reading each incident's alerts separately until %s", p.expandRetryAt.UTC().Format(time.RFC3339))
 	}
 
-	lower := time.Now().UTC().Add(-cfg.InitialInterval)
-	if pos.raw != "" {
-		lower = pos.ts.Add(-cfg.Overlap)
+	// The first request: from the cursor, or from initial_interval ago on a first run, or
+	// overlap before the cursor.
+	first := func() url.Values {
+		if pos.raw != "" && cfg.Overlap == 0 {
+			return p.resumeQuery(pos, 0)
+		}
+		lower := time.Now().UTC().Add(-cfg.InitialInterval)
+		if pos.raw != "" {
+			lower = pos.ts.Add(-cfg.Overlap)
+		}
+		return p.listQuery("ge", lower.UTC().Format(graphTimeLayout), 0)
 	}
-	from := lower.UTC().Format(graphTimeLayout)
-	if pos.raw != "" && cfg.Overlap == 0 {
-		// Exactly as Graph wrote it, so no digit is lost to our own formatting.
-		from = pos.raw
-	}
-
-	query := p.listQuery(from, 0)
-	next := p.in.spec.Path
+	next, query := p.in.spec.Path, first()
 	for {
 		page, st, err := p.readPage(ctx, next, query, &pos)
 		if errors.Is(err, msapi.ErrBodyTooLarge) && p.expands() {
 			// One incident with its alerts is more than max_response_bytes: list without
 			// $expand and read each incident's alerts on their own, so the cursor moves on.
 			p.giveUpExpand(fmt.Sprintf("an incident with its alerts is larger than max_response_bytes (%v)", err))
+			next, query = p.in.spec.Path, first()
 			if pos.raw != "" {
-				from = pos.raw
+				query = p.resumeQuery(pos, 0)
 			}
-			next, query = p.in.spec.Path, p.listQuery(from, 0)
 			continue
 		}
 		if err != nil {
 			return pos, err
 		}
-		if page.NextLink != "" && !growsSkip(page.NextLink) {
-			next, query = page.NextLink, nil
-			continue
-		}
 		if page.NextLink == "" && st.records < cfg.BatchSize {
 			break
 		}
-		// A full page without nextLink (Graph stopped paging for us), or a nextLink that pages
-		// by a growing $skip: continue from the newest timestamp we have instead; records
-		// already sent at that instant are skipped by id.
+		// Graph's nextLinks page by offset: a growing $skip, or a $skiptoken that may be an
+		// offset as well. A record updated while we page moves to the end of the ordering and
+		// shifts the others, so the one at the page boundary would be passed over. Instead the
+		// input continues from the newest timestamp it has read; records already sent at that
+		// instant are skipped by id. The same holds for a full page without nextLink.
+		crowded := st.records > 0 && st.oneTS && st.firstTS.Equal(pos.ts) && !pos.exhausted
+		if crowded && page.NextLink != "" && !growsSkip(page.NextLink) {
+			// Within one instant a timestamp tells records apart no better than an offset, and
+			// an opaque link reaches beyond $skip's limit: follow it.
+			next, query = page.NextLink, nil
+			continue
+		}
 		skip := 0
-		if st.oneTS && st.firstTS.Equal(pos.ts) {
-			// Every record of the page shares one instant, so `ge` alone would return the same
-			// page again: step over the ones we have within that instant.
-			skip = len(pos.ids)
-			if skip > maxSkip {
-				p.degraded = fmt.Sprintf("more than %d records share lastUpdateDateTime %s and Graph returned no nextLink; the rest of them cannot be paged (Graph allows $skip <= %d). They will be retried next interval.", maxSkip, pos.raw, maxSkip)
+		if crowded {
+			// Every record of the page shares the cursor's instant, so `ge` alone would return
+			// the same page again: step over the ones we have within that instant.
+			skip = min(len(pos.ids), maxSkip)
+		}
+		resume := p.resumeQuery(pos, skip)
+		if next == p.in.spec.Path && sameQuery(query, resume) {
+			// The same request again would bring back the same records, all sent by now.
+			if !crowded {
+				p.degraded = fmt.Sprintf("a full page without nextLink brought no record that moves the cursor (lastUpdateDateTime %s); stopping this run to avoid a loop", pos.raw)
+				p.log.Warn(p.degraded)
 				break
 			}
-		} else if st.published == 0 {
-			p.degraded = fmt.Sprintf("a full page without nextLink brought no new record at lastUpdateDateTime %s; stopping this run to avoid a loop", pos.raw)
-			break
+			if err := p.skipRestOfInstant(ctx, &pos); err != nil {
+				return pos, err
+			}
+			resume = p.resumeQuery(pos, 0)
 		}
-		next, query = p.in.spec.Path, p.listQuery(pos.raw, skip)
+		next, query = p.in.spec.Path, resume
 	}
 	if p.degraded != "" {
-		p.log.Warn(p.degraded)
+		// Logged where it happened; the status holds it for this poll.
 		p.ctx.UpdateStatus(status.Degraded, p.degraded)
 	} else {
 		p.ctx.UpdateStatus(status.Running, "")
@@ -274,9 +327,85 @@ func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 	return pos, nil
 }
 
-func (p *poller) listQuery(from string, skip int) url.Values {
+// resumeQuery lists what follows pos: the records at its instant not yet sent and all later
+// ones, or only the later ones once its instant is exhausted.
+func (p *poller) resumeQuery(pos position, skip int) url.Values {
+	if pos.exhausted {
+		return p.listQuery("gt", pos.raw, 0)
+	}
+	return p.listQuery("ge", pos.raw, skip)
+}
+
+func sameQuery(a, b url.Values) bool {
+	return a != nil && b != nil && a.Encode() == b.Encode()
+}
+
+// skipRestOfInstant gives up on the records at pos's instant that Graph lets no one read:
+// more of them than $skip can step over, and no nextLink. It counts them as a gap (metric, log,
+// DEGRADED for this poll) and moves pos past that instant, so the input goes on with the later
+// records instead of asking for the same page forever.
+func (p *poller) skipRestOfInstant(ctx context.Context, pos *position) error {
+	read := len(pos.ids)
+	total, err := p.countAt(ctx, pos.raw)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	p.gaps.instants.Inc()
+	var msg string
+	if err != nil {
+		msg = fmt.Sprintf("more than %d records share lastUpdateDateTime %s and Graph gives no nextLink past them: %d were read, the rest (not counted: %v) cannot be paged by timestamp (Graph allows $skip <= %d) and are skipped; collection continues after that instant",
+			maxSkip, pos.raw, read, err, maxSkip)
+	} else {
+		gap := max(total-read, 0)
+		p.gaps.records.Add(uint64(gap))
+		msg = fmt.Sprintf("%d records share lastUpdateDateTime %s and Graph gives no nextLink past them: %d were read, %d cannot be paged by timestamp (Graph allows $skip <= %d) and are skipped; collection continues after that instant",
+			total, pos.raw, read, gap, maxSkip)
+	}
+	p.log.Error(msg)
+	p.degraded = msg
+	pos.exhaust()
+	return nil
+}
+
+// countAt asks Graph how many records carry exactly the lastUpdateDateTime raw.
+func (p *poller) countAt(ctx context.Context, raw string) (int, error) {
 	q := url.Values{
-		"$filter":  {"lastUpdateDateTime ge " + from},
+		"$filter": {"lastUpdateDateTime eq " + raw},
+		"$count":  {"true"},
+		"$top":    {"1"},
+	}
+	resp, err := p.client.Get(ctx, p.in.spec.Path, q, p.headers())
+	if err != nil {
+		return 0, err
+	}
+	var body struct {
+		Count *int `json:"@odata.count"`
+	}
+	if err := json.Unmarshal(resp.Body, &body); err != nil || body.Count == nil {
+		return 0, errors.New("the answer to $count=true carries no @odata.count")
+	}
+	return *body.Count, nil
+}
+
+// gapMetrics count what could not be read: instants given up on, and records at them.
+type gapMetrics struct {
+	instants *monitoring.Uint
+	records  *monitoring.Uint
+}
+
+func newGapMetrics(reg *monitoring.Registry) gapMetrics {
+	if reg == nil {
+		reg = monitoring.NewRegistry()
+	}
+	return gapMetrics{
+		instants: monitoring.NewUint(reg, "gap_instants_total"),
+		records:  monitoring.NewUint(reg, "gap_records_total"),
+	}
+}
+
+func (p *poller) listQuery(op, from string, skip int) url.Values {
+	q := url.Values{
+		"$filter":  {"lastUpdateDateTime " + op + " " + from},
 		"$orderby": {"lastUpdateDateTime asc"},
 		"$top":     {strconv.Itoa(p.in.cfg.BatchSize)},
 	}
@@ -327,10 +456,8 @@ func (p *poller) readPage(ctx context.Context, next string, query url.Values, po
 	return page, st, err
 }
 
-// growsSkip reports whether a nextLink pages by offset ($skip). Following one is not safe: Graph
-// refuses $skip above 500, and a record updated while we page moves to the end of the ordering,
-// shifting the rest by one so that the record at the page boundary would never be returned.
-// Re-querying from the last timestamp has neither problem.
+// growsSkip reports whether a nextLink pages by $skip, which Graph refuses above 500: within a
+// crowded instant the input steps with $skip itself rather than follow such a link.
 func growsSkip(nextLink string) bool {
 	u, err := url.Parse(nextLink)
 	return err == nil && u.Query().Has("$skip")
@@ -386,26 +513,50 @@ func (p *poller) handleRecord(ctx context.Context, raw json.RawMessage, pos *pos
 	if pos.seen(rec.ID, ts) {
 		return nil
 	}
-	pos.advance(rec.ID, rec.LastUpdate, ts)
 	body := []byte(raw)
 	if p.expandBroken && p.in.spec.CanExpandAlerts && p.in.cfg.includeAlerts() {
-		body = p.fetchExpanded(ctx, rec.ID, raw)
+		if body, err = p.fetchExpanded(ctx, rec.ID, raw); err != nil {
+			// Neither published nor passed: the poll fails here and the next one starts
+			// again from the last record published.
+			return err
+		}
 	}
+	pos.advance(rec.ID, rec.LastUpdate, ts)
 	p.publishRecord(body, pos.cursor())
 	st.published++
 	p.metrics.SetCursor(pos.ts)
 	return ctx.Err()
 }
 
-// fetchExpanded reads one incident with its alerts; if even that fails, the incident is
-// published without alerts rather than holding the cursor on it.
-func (p *poller) fetchExpanded(ctx context.Context, id string, listed json.RawMessage) json.RawMessage {
+// fetchExpanded reads one incident with its alerts. A failure that may pass (5xx, 429, a
+// network or auth error, the input stopping) is returned, so that the incident is published
+// later with its alerts instead of now without them. Only when the read can never succeed (the
+// incident with its alerts exceeds max_response_bytes, or Graph no longer knows the incident)
+// is the listed incident published without alerts, rather than holding the cursor on it for
+// good; the alerts still reach the alert dataset.
+func (p *poller) fetchExpanded(ctx context.Context, id string, listed json.RawMessage) (json.RawMessage, error) {
 	resp, err := p.client.Get(ctx, p.in.spec.Path+"/"+url.PathEscape(id), url.Values{"$expand": {"alerts"}}, p.headers())
-	if err != nil {
-		p.log.Warnw("Could not read an incident's alerts; publishing the incident without them.", "incident_id", id, "error", err)
-		return listed
+	switch {
+	case err == nil:
+		return resp.Body, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case readCanNeverSucceed(err):
+		msg := fmt.Sprintf("incident %s is published without its alerts: reading them cannot succeed (%v)", id, err)
+		p.log.Error(msg)
+		p.degraded = msg
+		return listed, nil
 	}
-	return resp.Body
+	return nil, fmt.Errorf("reading the alerts of incident %s (it is published once they can be read): %w", id, err)
+}
+
+// readCanNeverSucceed tells the failures that retrying the same request cannot cure.
+func readCanNeverSucceed(err error) bool {
+	if errors.Is(err, msapi.ErrBodyTooLarge) {
+		return true
+	}
+	var apiErr *msapi.APIError
+	return errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusNotFound || apiErr.StatusCode == http.StatusGone)
 }
 
 // publishRecord transforms one record and publishes its documents; the cursor update rides on
@@ -445,11 +596,15 @@ func (p *poller) publishOne(ev beat.Event, cur any) {
 }
 
 // report logs a failed run once and sets the status an operator sees in Fleet.
-func (p *poller) report(err error) {
+func (p *poller) report(err error, wait time.Duration, why string) {
 	hint := msapi.Explain(err)
+	retry := fmt.Sprintf("The cursor is kept; retrying in %s.", wait)
+	if why != "" {
+		retry = fmt.Sprintf("The cursor is kept; %s, retrying in %s.", why, wait)
+	}
 	if msapi.IsAuth(err) {
-		msg := fmt.Sprintf("%s: %v. %s (needs application permission %s, tenant %s). The cursor is kept; retrying in %s.",
-			p.in.spec.Path, err, hint, p.in.spec.Permission, p.in.cfg.TenantID, p.in.cfg.Interval)
+		msg := fmt.Sprintf("%s: %v. %s (needs application permission %s, tenant %s). %s",
+			p.in.spec.Path, err, hint, p.in.spec.Permission, p.in.cfg.TenantID, retry)
 		p.log.Error(msg)
 		var apiErr *msapi.APIError
 		if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusForbidden {
@@ -459,7 +614,7 @@ func (p *poller) report(err error) {
 		}
 		return
 	}
-	msg := fmt.Sprintf("%s: %v. The cursor is kept; retrying in %s.", p.in.spec.Path, err, p.in.cfg.Interval)
+	msg := fmt.Sprintf("%s: %v. %s", p.in.spec.Path, err, retry)
 	if hint != "" {
 		msg = strings.TrimSuffix(msg, ".") + " (" + hint + ")"
 	}

@@ -376,7 +376,10 @@ func TestIncidentExpandFallback(t *testing.T) {
 }
 
 func TestForeignNextLinkIsRejected(t *testing.T) {
-	sim := startSim(t, simulator.Config{Seed: 6, Alerts: 30, Incidents: 1})
+	sim := startSim(t, simulator.Config{Seed: 6, Alerts: 1, Incidents: 1})
+	// nextLinks are followed only through records that share one instant.
+	sim.Reset()
+	putAlertsAt(sim, "same", 30, time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04:05.0000000Z"))
 	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultForeignNextLink, Times: -1})
 	h := cursortest.New(t)
 	h.Run(alertSpec.Plugin, simSettings(sim, "foreign", map[string]any{"batch_size": 10}), 10*time.Second,
@@ -430,21 +433,83 @@ func TestOversizedIncidentFallsBackToSeparateAlerts(t *testing.T) {
 	}
 }
 
-func TestSkipBeyondGraphLimitIsReported(t *testing.T) {
+// TestCrowdedTimestampBeyondSkipLimitIsSkippedAsCountedGap: 650 alerts share one instant and
+// Graph gives no nextLink, so $skip (at most 500) reaches only 600 of them with pages of 100.
+// The input must not stall there: it reports the 50 it cannot read as a gap (metric, log,
+// DEGRADED once) and goes on with the alerts after that instant.
+func TestCrowdedTimestampBeyondSkipLimitIsSkippedAsCountedGap(t *testing.T) {
 	sim := startSim(t, simulator.Config{Seed: 3, Alerts: 1, Incidents: 1})
 	sim.Reset()
-	putAlertsAt(sim, "crowd", 650, time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04:05.0000000Z"))
+	crowd := putAlertsAt(sim, "crowd", 650, time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04:05.0000000Z"))
+	later := putAlertsAt(sim, "later", 5, time.Now().UTC().Add(-time.Minute).Format("2006-01-02T15:04:05.0000000Z"))
 	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultNoNextLink, Times: -1})
 	h := cursortest.New(t)
-	h.Run(alertSpec.Plugin, simSettings(sim, "crowd", map[string]any{"batch_size": 100}), 20*time.Second,
-		func() bool { return h.SawStatus(status.Degraded) })
+	var laterSeen time.Time
+	h.Run(alertSpec.Plugin, simSettings(sim, "crowd", map[string]any{"batch_size": 100}), 20*time.Second, func() bool {
+		got := recordIDs(t, h.Published())
+		for _, id := range later {
+			if !slices.Contains(got, id) {
+				return false
+			}
+		}
+		if laterSeen.IsZero() {
+			laterSeen = time.Now()
+		}
+		return time.Since(laterSeen) > 500*time.Millisecond // more polls: the gap is reported once
+	})
 	got := recordIDs(t, h.Published())
 	assertUnique(t, got)
-	if len(got) != 600 {
-		t.Fatalf("published %d, want the 600 reachable with $skip <= 500", len(got))
+	read := 0
+	for _, id := range got {
+		if slices.Contains(crowd, id) {
+			read++
+		}
 	}
-	if msg := h.LastStatus().Msg; !strings.Contains(msg, "$skip") {
-		t.Fatalf("status does not explain the limit: %q", msg)
+	if read != 600 {
+		t.Fatalf("read %d alerts of the crowded instant, want the 600 that $skip <= 500 reaches", read)
+	}
+	if n := h.Metric("gap_records_total"); n != 50 {
+		t.Fatalf("gap_records_total = %d, want 50", n)
+	}
+	if n := h.Metric("gap_instants_total"); n != 1 {
+		t.Fatalf("gap_instants_total = %d, want 1", n)
+	}
+	var degraded []string
+	for _, u := range h.Statuses() {
+		if u.Status == status.Degraded {
+			degraded = append(degraded, u.Msg)
+		}
+	}
+	if len(degraded) != 1 || !strings.Contains(degraded[0], "50") || !strings.Contains(degraded[0], "$skip") || strings.Contains(degraded[0], "retried") {
+		t.Fatalf("want one DEGRADED that counts the 50 skipped alerts and names $skip, got %q", degraded)
+	}
+	if h.LastStatus().Status != status.Running {
+		t.Fatalf("status after the gap: %+v", h.LastStatus())
+	}
+}
+
+// TestCrowdedTimestampIsReadWholeThroughOpaqueNextLinks: when Graph does give nextLinks with an
+// opaque $skiptoken, records on one instant are read however many there are: no gap.
+func TestCrowdedTimestampIsReadWholeThroughOpaqueNextLinks(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 3, Alerts: 1, Incidents: 1})
+	sim.Reset()
+	want := putAlertsAt(sim, "crowd", 650, time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04:05.0000000Z"))
+	want = append(want, putAlertsAt(sim, "later", 5, time.Now().UTC().Add(-time.Minute).Format("2006-01-02T15:04:05.0000000Z"))...)
+	h := cursortest.New(t)
+	h.Run(alertSpec.Plugin, simSettings(sim, "crowd-links", map[string]any{"batch_size": 100}), 20*time.Second,
+		func() bool { return len(h.Published()) >= len(want) })
+	got := recordIDs(t, h.Published())
+	assertUnique(t, got)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %d alerts, want %d", len(got), len(want))
+	}
+	if n := h.Metric("gap_records_total"); n != 0 {
+		t.Fatalf("gap_records_total = %d with nextLinks", n)
+	}
+	if h.SawStatus(status.Degraded) {
+		t.Fatalf("DEGRADED without a gap: %+v", h.Statuses())
 	}
 }
 
@@ -534,5 +599,235 @@ func TestOffsetNextLinksAreNotFollowed(t *testing.T) {
 		if r.Path == alertSpec.Path && strings.Contains(r.RawQuery, "$skip=") {
 			t.Fatalf("followed an offset nextLink: %s", r.RawQuery)
 		}
+	}
+}
+
+// incidentDocs is what a complete incident collection publishes: "incident/alert" for every
+// alert of an incident, "incident" for an incident without alerts.
+func incidentDocs(sim *simulator.Server) map[string]bool {
+	alertsOf := map[string][]string{}
+	for _, a := range sim.Alerts() {
+		inc := fmt.Sprint(a["incidentId"])
+		alertsOf[inc] = append(alertsOf[inc], fmt.Sprint(a["id"]))
+	}
+	want := map[string]bool{}
+	for _, inc := range sim.Incidents() {
+		id := fmt.Sprint(inc["id"])
+		if len(alertsOf[id]) == 0 {
+			want[id] = true
+		}
+		for _, a := range alertsOf[id] {
+			want[id+"/"+a] = true
+		}
+	}
+	return want
+}
+
+func publishedIncidentDocs(events []beat.Event) map[string]bool {
+	got := map[string]bool{}
+	for _, ev := range events {
+		id, _ := ev.Fields.GetValue("record.id")
+		key := fmt.Sprint(id)
+		if a, err := ev.Fields.GetValue("record.alert"); err == nil {
+			key += "/" + fmt.Sprint(a)
+		}
+		got[key] = true
+	}
+	return got
+}
+
+// middleIncidentWithAlerts is an incident that is neither first nor last in lastUpdateDateTime
+// order and has alerts, so that a failure on it happens mid-run.
+func middleIncidentWithAlerts(t *testing.T, sim *simulator.Server) string {
+	t.Helper()
+	incidents := sim.Incidents()
+	slices.SortFunc(incidents, func(a, b map[string]any) int {
+		return strings.Compare(fmt.Sprint(a["lastUpdateDateTime"]), fmt.Sprint(b["lastUpdateDateTime"]))
+	})
+	want := incidentDocs(sim)
+	for _, inc := range incidents[len(incidents)/2:] {
+		id := fmt.Sprint(inc["id"])
+		if !want[id] {
+			return id
+		}
+	}
+	t.Fatal("no incident with alerts in the second half")
+	return ""
+}
+
+func statusMentions(h *cursortest.Harness, s status.Status, text string) bool {
+	for _, u := range h.Statuses() {
+		if u.Status == s && strings.Contains(u.Msg, text) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestFailedAlertReadKeepsTheIncidentForALaterPoll: while $expand=alerts is broken and each
+// incident's alerts are read on their own, a read that fails (5xx after the client's retries, a
+// 429 whose Retry-After is above what the client waits) publishes nothing of the incident and
+// keeps the cursor before it; the poll is reported DEGRADED with the reason and retried, and
+// every incident ends up published with all of its alerts.
+func TestFailedAlertReadKeepsTheIncidentForALaterPoll(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault simulator.Fault
+	}{
+		{"5xx-after-retries", simulator.Fault{Status: 500, Times: 6}},          // max_retries 5: six tries
+		{"429-above-retry-cap", simulator.Fault{Status: 429, RetryAfter: "2"}}, // the test client waits at most 1.5s
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim := startSim(t, simulator.Config{Seed: 4, Alerts: 60, Incidents: 8})
+			sim.AddFault(simulator.Fault{Path: incidentSpec.Path, ExactPath: true, Query: "$expand=alerts", Status: 500, Times: -1})
+			target := middleIncidentWithAlerts(t, sim)
+			f := tc.fault
+			f.Path, f.ExactPath = incidentSpec.Path+"/"+target, true
+			sim.AddFault(f)
+			want := incidentDocs(sim)
+
+			h := cursortest.New(t)
+			h.Run(incidentSpec.Plugin, simSettings(sim, "alert-read-"+tc.name, map[string]any{"batch_size": 5}), 30*time.Second, func() bool {
+				got := publishedIncidentDocs(h.Published())
+				for k := range want {
+					if !got[k] {
+						return false
+					}
+				}
+				return true
+			})
+			for k := range publishedIncidentDocs(h.Published()) {
+				if !want[k] {
+					t.Errorf("published %s, which is not an incident without alerts nor an incident's alert", k)
+				}
+			}
+			assertUnique(t, metaIDs(h.Published()))
+			if !statusMentions(h, status.Degraded, "incident "+target) {
+				t.Fatalf("no DEGRADED status names incident %s: %+v", target, h.Statuses())
+			}
+		})
+	}
+}
+
+// TestStopDuringAlertReadPublishesNothingOfTheIncident: an input stopped while the client
+// waits to retry one incident's alert read publishes nothing of that incident; the next run
+// publishes it with its alerts.
+func TestStopDuringAlertReadPublishesNothingOfTheIncident(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 4, Alerts: 60, Incidents: 8})
+	expand500 := simulator.Fault{Path: incidentSpec.Path, ExactPath: true, Query: "$expand=alerts", Status: 500, Times: -1}
+	sim.AddFault(expand500)
+	target := middleIncidentWithAlerts(t, sim)
+	targetPath := incidentSpec.Path + "/" + target
+	sim.AddFault(simulator.Fault{Path: targetPath, ExactPath: true, Status: 503, RetryAfter: "1", Times: -1})
+	want := incidentDocs(sim)
+	settings := simSettings(sim, "stop-in-retry", map[string]any{"batch_size": 5})
+
+	h := cursortest.New(t)
+	h.Run(incidentSpec.Plugin, settings, 30*time.Second, func() bool {
+		// The first try was answered: the client now waits a second before the next.
+		return countRequests(sim, targetPath, "") >= 1
+	})
+	for _, ev := range h.Published() {
+		if id, _ := ev.Fields.GetValue("record.id"); fmt.Sprint(id) == target {
+			t.Fatalf("incident %s was published while its alerts were being read: %v", target, ev.Fields)
+		}
+	}
+	var stored Cursor
+	var targetUpdate string
+	for _, inc := range sim.Incidents() {
+		if fmt.Sprint(inc["id"]) == target {
+			targetUpdate = fmt.Sprint(inc["lastUpdateDateTime"])
+		}
+	}
+	// The incidents before the target were acknowledged: the stored cursor is on the last of them.
+	if !h.StoredCursor("defender-incident::stop-in-retry::tenant-"+sim.TenantID(), &stored) {
+		t.Fatal("no cursor stored for the incidents published before the stop")
+	}
+	pos, _ := positionOf(stored)
+	targetTS, _ := time.Parse(time.RFC3339Nano, targetUpdate)
+	if !pos.ts.Before(targetTS) {
+		t.Fatalf("the stored cursor %s is not before incident %s (%s)", stored.LastUpdate, target, targetUpdate)
+	}
+
+	sim.ClearFaults()
+	sim.AddFault(expand500)
+	h2 := h.Restart()
+	h2.Run(incidentSpec.Plugin, settings, 30*time.Second, func() bool {
+		got := publishedIncidentDocs(append(h.Published(), h2.Published()...))
+		for k := range want {
+			if !got[k] {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestAlertUpdatedWhilePagingDoesNotHideAnother: Graph's $skiptoken may be an offset into the
+// current ordering (the simulator's is). An alert of the first page updated before the second
+// page is read moves to the end, and the alert first on the second page would be passed over
+// if the nextLink were followed. Re-querying from the last timestamp loses nothing.
+func TestAlertUpdatedWhilePagingDoesNotHideAnother(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 14, Alerts: 60, Incidents: 2})
+	before := sim.Alerts()
+	h := cursortest.New(t)
+	updated := false
+	h.OnEvent = func(ev beat.Event) {
+		if updated {
+			return
+		}
+		updated = true
+		// Synchronously, so it happens before the input asks for the next page.
+		id, _ := ev.Fields.GetValue("record.id")
+		for _, a := range sim.Alerts() {
+			if a["id"] == id {
+				a["lastUpdateDateTime"] = time.Now().UTC().Format("2006-01-02T15:04:05.0000000Z")
+				sim.PutAlert(a)
+			}
+		}
+	}
+	h.Run(alertSpec.Plugin, simSettings(sim, "update-while-paging", map[string]any{"batch_size": 10}), 20*time.Second, func() bool {
+		got := map[string]bool{}
+		for _, id := range recordIDs(t, h.Published()) {
+			got[id] = true
+		}
+		for _, a := range before {
+			if !got[fmt.Sprint(a["id"])] {
+				return false
+			}
+		}
+		return true
+	})
+	if countRequests(sim, alertSpec.Path, "skiptoken") != 0 {
+		t.Fatal("followed a $skiptoken nextLink outside a crowded instant")
+	}
+}
+
+// TestRetryAfterAboveTheCapIsWaitedForAtMostTheCap: a Retry-After longer than the client waits
+// within a call fails the poll; the input then waits what Graph asked, but never longer than
+// its cap, and says so.
+func TestRetryAfterAboveTheCapIsWaitedForAtMostTheCap(t *testing.T) {
+	spec := alertSpec
+	spec.maxRetryAfterWait = 500 * time.Millisecond
+	sim := startSim(t, simulator.Config{Seed: 5, Alerts: 12, Incidents: 1})
+	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Status: 429, RetryAfter: "3600"})
+	h := cursortest.New(t)
+	h.Run(spec.Plugin, simSettings(sim, "retry-after-cap", nil), 20*time.Second, func() bool { return len(h.Published()) >= 12 })
+	if !statusMentions(h, status.Degraded, "Retry-After") || !statusMentions(h, status.Degraded, "500ms") {
+		t.Fatalf("the status does not say that the Retry-After of 1h was capped at 500ms: %+v", h.Statuses())
+	}
+}
+
+// TestPageCutMidStreamIsRetriedSoon: a page whose connection breaks halfway fails the poll; the
+// input retries after a short backoff, not after its interval (here an hour).
+func TestPageCutMidStreamIsRetriedSoon(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 5, Alerts: 30, Incidents: 1})
+	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultCutPage})
+	h := cursortest.New(t)
+	h.Run(alertSpec.Plugin, simSettings(sim, "cut-page", map[string]any{"interval": "1h", "batch_size": 10}), 20*time.Second,
+		func() bool { return len(h.Published()) >= 30 })
+	assertUnique(t, metaIDs(h.Published()))
+	if !h.SawStatus(status.Degraded) {
+		t.Fatal("the cut page was not reported")
 	}
 }

@@ -42,6 +42,14 @@ const (
 	FaultTruncatedGzip
 	// FaultBadRow serves an export file in which one line is not JSON.
 	FaultBadRow
+	// FaultCutPage serves the first half of a Graph page's records (at least
+	// one) and then cuts the connection, as a network failure mid-page does.
+	FaultCutPage
+	// FaultCrowdedTimestamp spoils no request: AddFault adds Records alerts
+	// (default 2000) that share one lastUpdateDateTime, a minute before now, as
+	// a bulk update in the Defender portal does. More records on one instant
+	// than Graph's $skip limit (500) plus a page cannot be paged by timestamp.
+	FaultCrowdedTimestamp
 )
 
 func (k FaultKind) String() string {
@@ -68,6 +76,10 @@ func (k FaultKind) String() string {
 		return "truncated-gzip"
 	case FaultBadRow:
 		return "bad-row"
+	case FaultCutPage:
+		return "cut-page"
+	case FaultCrowdedTimestamp:
+		return "crowded-timestamp"
 	}
 	return fmt.Sprintf("FaultKind(%d)", int(k))
 }
@@ -95,11 +107,14 @@ type Fault struct {
 	HugeBytes int
 	// Warning replaces FaultPartial's Warning header value.
 	Warning string
+	// Records is how many alerts FaultCrowdedTimestamp adds (default 2000).
+	Records int
 }
 
 const (
 	defaultHugeBytes      = 32 << 20
 	defaultPartialWarning = "Microsoft/DefenderATP/500/1234"
+	defaultCrowdedRecords = 2000
 )
 
 type faultList struct {
@@ -166,7 +181,7 @@ func (fl *faultList) take(r *http.Request, tenant string, accept func(Fault) boo
 // those that decorate a real page need an authenticated, successful request.
 func isPreAuthFault(f Fault) bool {
 	switch f.Kind {
-	case FaultPartial, FaultForeignNextLink, FaultNoNextLink:
+	case FaultPartial, FaultForeignNextLink, FaultNoNextLink, FaultCutPage:
 		return false
 	case FaultSASExpireMidDownload, FaultEmptyBody, FaultTruncatedGzip, FaultBadRow:
 		return false // they spoil a download whose SAS was accepted
@@ -206,11 +221,20 @@ var namedFaults = map[string]struct {
 	"huge":        {"one alerts_v2 page is a 64 MiB body", []Fault{{Path: "/v1.0/security/alerts_v2", Kind: FaultHugeBody, HugeBytes: 64 << 20, Times: 1}}},
 	"nonextlink":  {"alerts_v2 pages never carry @odata.nextLink", []Fault{{Path: "/v1.0/security/alerts_v2", Kind: FaultNoNextLink, Times: -1}}},
 	"drop":        {"one Graph request has its connection dropped", []Fault{{Path: "/v1.0/security/", Kind: FaultDropConnection, Times: 1}}},
-	"sasexpire":   {"one export file download is cut halfway and its SAS expires", []Fault{{Path: blobPathPrefix, Kind: FaultSASExpireMidDownload, Times: 1}}},
-	"emptyfile":   {"one export file download answers 200 with an empty body", []Fault{{Path: blobPathPrefix, Kind: FaultEmptyBody, Times: 1}}},
-	"truncgzip":   {"one export file is a gzip stream cut before its trailer", []Fault{{Path: blobPathPrefix, Kind: FaultTruncatedGzip, Times: 1}}},
-	"badrow":      {"one export file holds a line that is not JSON", []Fault{{Path: blobPathPrefix, Kind: FaultBadRow, Times: 1}}},
-	"export429":   {"the vulnerability export call answers 429 twice with Retry-After: 1", []Fault{{Path: mdeExportPath, Status: 429, RetryAfter: "1", Times: 2}}},
+	"cutpage":     {"one alerts_v2 page is cut off halfway by a dropped connection", []Fault{{Path: "/v1.0/security/alerts_v2", Kind: FaultCutPage, Times: 1}}},
+	"alertread500": {"incident listing with $expand=alerts always answers 500, and the next 12 reads of single incidents (two reads' retries) answer 503, all with Retry-After: 1", []Fault{
+		{Path: "/v1.0/security/incidents", ExactPath: true, Query: "$expand=alerts", Status: 500, RetryAfter: "1", Times: -1},
+		{Path: "/v1.0/security/incidents/", Status: 503, RetryAfter: "1", Times: 12},
+	}},
+	"crowded": {"2000 more alerts share one lastUpdateDateTime and alerts_v2 pages carry no nextLink: beyond $skip's 500 plus a page they cannot be read", []Fault{
+		{Kind: FaultCrowdedTimestamp, Records: defaultCrowdedRecords},
+		{Path: "/v1.0/security/alerts_v2", Kind: FaultNoNextLink, Times: -1},
+	}},
+	"sasexpire": {"one export file download is cut halfway and its SAS expires", []Fault{{Path: blobPathPrefix, Kind: FaultSASExpireMidDownload, Times: 1}}},
+	"emptyfile": {"one export file download answers 200 with an empty body", []Fault{{Path: blobPathPrefix, Kind: FaultEmptyBody, Times: 1}}},
+	"truncgzip": {"one export file is a gzip stream cut before its trailer", []Fault{{Path: blobPathPrefix, Kind: FaultTruncatedGzip, Times: 1}}},
+	"badrow":    {"one export file holds a line that is not JSON", []Fault{{Path: blobPathPrefix, Kind: FaultBadRow, Times: 1}}},
+	"export429": {"the vulnerability export call answers 429 twice with Retry-After: 1", []Fault{{Path: mdeExportPath, Status: 429, RetryAfter: "1", Times: 2}}},
 }
 
 // FaultNames lists the names ParseFaults accepts with a short description each.

@@ -376,7 +376,14 @@ func (s *Server) serveCollection(w http.ResponseWriter, r *http.Request, rt grap
 		writeJSONString(bw, nextLink)
 	}
 	bw.WriteString(`,"value":[`)
+	cutAfter := -1
+	if hasFault && fault.Kind == FaultCutPage {
+		cutAfter = max(1, len(page.items)/2)
+	}
 	for i, rec := range page.items {
+		if i == cutAfter {
+			cutConnection(w, bw)
+		}
 		if i > 0 {
 			bw.WriteByte(',')
 		}
@@ -386,8 +393,21 @@ func (s *Server) serveCollection(w http.ResponseWriter, r *http.Request, rt grap
 			bw.Write(rec.payload(includeUnknown))
 		}
 	}
+	if cutAfter >= 0 {
+		cutConnection(w, bw) // a page too short to cut inside is cut before its end
+	}
 	bw.WriteString("]}")
 	_ = bw.Flush() // a client that hung up is not the simulator's problem
+}
+
+// cutConnection sends what was written so far and drops the connection without ending the
+// chunked body, as a network failure mid-page does.
+func cutConnection(w http.ResponseWriter, bw *bufio.Writer) {
+	_ = bw.Flush()
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	panic(http.ErrAbortHandler)
 }
 
 func (s *Server) serveEntity(w http.ResponseWriter, r *http.Request, rt graphRoute, q graphQuery, includeUnknown bool) {

@@ -16,6 +16,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -269,8 +270,15 @@ func (s *Server) Incidents() []map[string]any {
 	return snapshot(s.store.incidents)
 }
 
-// AddFault queues a fault; see Fault for matching rules.
-func (s *Server) AddFault(f Fault) { s.faults.add(f) }
+// AddFault queues a fault; see Fault for matching rules. FaultCrowdedTimestamp
+// changes the tenant's data at once instead.
+func (s *Server) AddFault(f Fault) {
+	if f.Kind == FaultCrowdedTimestamp {
+		s.crowdOneInstant(f.Records)
+		return
+	}
+	s.faults.add(f)
+}
 
 // ClearFaults removes every queued fault.
 func (s *Server) ClearFaults() { s.faults.clear() }
@@ -444,4 +452,31 @@ func firstNonEmpty(values ...string) string {
 		}
 	}
 	return ""
+}
+
+// crowdOneInstant adds n alerts (default 2000) sharing one lastUpdateDateTime a minute before
+// now, shaped like the tenant's own: copies of its first alert with new ids, outside any incident.
+func (s *Server) crowdOneInstant(n int) {
+	if n <= 0 {
+		n = defaultCrowdedRecords
+	}
+	stamp := formatGraphTime(s.cfg.Now().Add(-time.Minute))
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	template := map[string]any{"severity": "medium", "status": "new", "title": "Bulk-updated alert"}
+	if all := snapshot(s.store.alerts); len(all) > 0 {
+		template = all[0]
+	}
+	raw, _ := json.Marshal(template)
+	for i := range n {
+		var a map[string]any
+		_ = json.Unmarshal(raw, &a)
+		a["id"] = fmt.Sprintf("crowded-%s-%05d", strings.ReplaceAll(stamp, ":", ""), i)
+		a["lastUpdateDateTime"] = stamp
+		delete(a, "incidentId")
+		delete(a, "incidentWebUrl")
+		if rec, err := newRecord(kindAlert, a); err == nil {
+			s.store.putAlertLocked(rec)
+		}
+	}
 }

@@ -547,6 +547,51 @@ func TestSharedTimestampAcrossPages(t *testing.T) {
 	}
 }
 
+// TestSkipTokenIsAnOffset: like Graph's may be, a $skiptoken is a position in the current
+// ordering, so a record updated between two pages moves to the end and the record that was
+// first on the next page is never served. Clients are tested against this hazard.
+func TestSkipTokenIsAnOffset(t *testing.T) {
+	s, _ := start(t, simulator.Config{Seed: 6})
+	c := httpClient(t, s)
+	tok := getToken(t, s, c)
+	s.Reset()
+	for i := range 6 {
+		s.PutAlert(alertAt(fmt.Sprintf("a%d", i), fmt.Sprintf("2025-03-14T08:00:0%d.0000000Z", i)))
+	}
+	first := graphGet(t, c, tok, s.URL()+"/v1.0/security/alerts_v2?$filter=lastUpdateDateTime%20ge%202025-03-14T00:00:00Z&$orderby=lastUpdateDateTime%20asc&$top=3")
+	next, _ := first.body["@odata.nextLink"].(string)
+	if got := ids(first.values(t)); !reflect.DeepEqual(got, []string{"a0", "a1", "a2"}) || !strings.Contains(next, "$skiptoken=") {
+		t.Fatalf("first page %v, nextLink %q", got, next)
+	}
+	s.PutAlert(alertAt("a1", "2025-03-14T09:00:00.0000000Z")) // updated while the client pages
+	if got := ids(graphGet(t, c, tok, next).values(t)); !reflect.DeepEqual(got, []string{"a4", "a5", "a1"}) {
+		t.Fatalf("second page %v: want a3 shifted out of reach", got)
+	}
+}
+
+// TestCrowdedTimestampFault: the preset adds records on one instant (more than $skip can
+// reach) and strips nextLinks; its data change needs no request to happen.
+func TestCrowdedTimestampFault(t *testing.T) {
+	s, clock := start(t, simulator.Config{Seed: 6, Alerts: 20, Incidents: 2})
+	c := httpClient(t, s)
+	tok := getToken(t, s, c)
+	faults, err := simulator.ParseFaults("crowded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range faults {
+		s.AddFault(f)
+	}
+	stamp := clock.Now().Add(-time.Minute).UTC().Format("2006-01-02T15:04:05.0000000Z")
+	g := graphGet(t, c, tok, s.URL()+"/v1.0/security/alerts_v2?$count=true&$top=1000&$filter=lastUpdateDateTime%20eq%20"+stamp)
+	if g.status != 200 || g.body["@odata.count"] != float64(2000) || g.body["@odata.nextLink"] != nil {
+		t.Fatalf("crowded instant: %d, count %v, nextLink %v", g.status, g.body["@odata.count"], g.body["@odata.nextLink"])
+	}
+	if n := len(s.Alerts()); n != 2020 {
+		t.Fatalf("%d alerts, want the 20 generated and 2000 crowded", n)
+	}
+}
+
 func TestEntitiesAndEmbeddedAlerts(t *testing.T) {
 	s, _ := start(t, simulator.Config{Seed: 7})
 	c := httpClient(t, s)
@@ -679,6 +724,27 @@ func TestFaults(t *testing.T) {
 		}
 		if g := graphGet(t, c, tok, alerts); g.status != 200 {
 			t.Fatalf("after the drop: %d", g.status)
+		}
+	})
+	t.Run("page cut halfway", func(t *testing.T) {
+		s.AddFault(simulator.Fault{Path: "/v1.0/security/alerts_v2", Kind: simulator.FaultCutPage})
+		req, _ := http.NewRequest(http.MethodGet, s.URL()+"/v1.0/security/alerts_v2?$top=10", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || err == nil {
+			t.Fatalf("cut page: HTTP %d, read error %v, %d bytes", resp.StatusCode, err, len(body))
+		}
+		// The first half of the records arrived whole before the cut.
+		if n := strings.Count(string(body), `"lastUpdateDateTime"`); n != 5 {
+			t.Fatalf("%d records before the cut, want 5: %s", n, truncate(body))
+		}
+		if g := graphGet(t, c, tok, alerts); g.status != 200 {
+			t.Fatalf("after the cut: %d", g.status)
 		}
 	})
 	t.Run("token endpoint with tenant placeholder", func(t *testing.T) {
