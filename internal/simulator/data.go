@@ -472,7 +472,8 @@ func (g *generator) populate(st *store) {
 	} else if len(live) > 0 {
 		remaining := g.cfg.Alerts
 		if len(live) > 1 {
-			counts[0] = min(300, remaining*3/10)
+			// Leave at least one alert for each other incident.
+			counts[0] = max(1, min(300, remaining*3/10, remaining-(len(live)-1)))
 			remaining -= counts[0]
 		}
 		for i := 1; i < len(live) && remaining > 0; i++ {

@@ -101,6 +101,10 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Incidents <= 0 {
 		cfg.Incidents = 50
 	}
+	if cfg.AlertsPerIncident <= 0 && cfg.Incidents > cfg.Alerts {
+		// Graph has no incident without an alert; its times come from its alerts.
+		cfg.Incidents = cfg.Alerts
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

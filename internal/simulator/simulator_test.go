@@ -1017,3 +1017,18 @@ func TestServerLifecycle(t *testing.T) {
 		t.Fatalf("CA file left behind: %v", err)
 	}
 }
+
+// TestMoreIncidentsThanAlerts: every incident groups at least one alert (its times come from
+// them), so asking for more incidents than alerts gives as many incidents as alerts.
+func TestMoreIncidentsThanAlerts(t *testing.T) {
+	s, _ := start(t, simulator.Config{Seed: 3, Alerts: 10, Incidents: 50})
+	incidents := s.Incidents()
+	if len(incidents) == 0 || len(incidents) > 10 {
+		t.Fatalf("%d incidents for 10 alerts, want 1 to 10", len(incidents))
+	}
+	for _, inc := range incidents {
+		if ts, _ := inc["lastUpdateDateTime"].(string); ts == "" {
+			t.Errorf("incident %v has no lastUpdateDateTime", inc["id"])
+		}
+	}
+}
