@@ -58,7 +58,7 @@ func New(b *beat.Beat, raw *conf.C) (beat.Beater, error) {
 func plugins(log *logp.Logger, store *stateStore) []v2.Plugin {
 	ps := make([]v2.Plugin, len(datasets))
 	for i, d := range datasets {
-		ps[i] = d.plugin(log, store)
+		ps[i] = d.Plugin(log, store)
 	}
 	return ps
 }

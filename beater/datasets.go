@@ -6,40 +6,30 @@ import (
 	"slices"
 	"strings"
 
-	v2 "github.com/elastic/beats/v7/filebeat/input/v2"
 	"github.com/elastic/beats/v7/libbeat/beat"
 	"github.com/elastic/beats/v7/libbeat/cfgfile"
-	"github.com/elastic/beats/v7/libbeat/statestore"
 	conf "github.com/elastic/elastic-agent-libs/config"
 	"github.com/elastic/elastic-agent-libs/logp"
 
+	"github.com/defenderbeat/defenderbeat/internal/inputkit"
 	"github.com/defenderbeat/defenderbeat/internal/transform"
 	"github.com/defenderbeat/defenderbeat/module/alert"
 	"github.com/defenderbeat/defenderbeat/module/incident"
 	"github.com/defenderbeat/defenderbeat/module/vulnerability"
 )
 
-// dataset is what the beater needs to know of each module.
-type dataset struct {
-	name      string // m365_defender.<name>
-	inputType string
-	plugin    func(*logp.Logger, statestore.States) v2.Plugin
-	check     func(*conf.C) error
-	transform transform.Func
-	probe     func(context.Context, *conf.C, *logp.Logger) error
+// datasets lists every input defenderbeat runs: adding a dataset is one folder under module/
+// and one line here.
+var datasets = []inputkit.Dataset{
+	alert.Dataset,
+	incident.Dataset,
+	vulnerability.Dataset,
 }
 
-// datasets lists every input defenderbeat runs.
-var datasets = []dataset{
-	{name: "alert", inputType: alert.InputType, plugin: alert.Spec.Plugin, check: alert.Spec.CheckConfig, transform: alert.Transform, probe: alert.Spec.Probe},
-	{name: "incident", inputType: incident.InputType, plugin: incident.Spec.Plugin, check: incident.Spec.CheckConfig, transform: incident.Transform, probe: incident.Spec.Probe},
-	{name: "vulnerability", inputType: vulnerability.InputType, plugin: vulnerability.Plugin, check: vulnerability.CheckConfig, transform: vulnerability.Transform, probe: vulnerability.Probe},
-}
-
-func datasetOf(inputType string) (dataset, bool) {
-	i := slices.IndexFunc(datasets, func(d dataset) bool { return d.inputType == inputType })
+func datasetOf(inputType string) (inputkit.Dataset, bool) {
+	i := slices.IndexFunc(datasets, func(d inputkit.Dataset) bool { return d.InputType == inputType })
 	if i < 0 {
-		return dataset{}, false
+		return inputkit.Dataset{}, false
 	}
 	return datasets[i], true
 }
@@ -48,18 +38,18 @@ func datasetOf(inputType string) (dataset, bool) {
 func Datasets() []string {
 	names := make([]string, len(datasets))
 	for i, d := range datasets {
-		names[i] = d.name
+		names[i] = d.Name
 	}
 	return names
 }
 
 // TransformFor returns a dataset's processing, for the `transform` command.
 func TransformFor(name string) (transform.Func, bool) {
-	i := slices.IndexFunc(datasets, func(d dataset) bool { return d.name == name })
+	i := slices.IndexFunc(datasets, func(d inputkit.Dataset) bool { return d.Name == name })
 	if i < 0 {
 		return nil, false
 	}
-	return datasets[i].transform, true
+	return datasets[i].Transform, true
 }
 
 // ProbeInput acquires a token and calls the API once with one input's options.
@@ -69,13 +59,13 @@ func ProbeInput(ctx context.Context, cfg *conf.C, log *logp.Logger) error {
 	if !ok {
 		return fmt.Errorf("type: %q is not one of %s", typ, strings.Join(inputTypes(), ", "))
 	}
-	return ds.probe(ctx, cfg, log)
+	return ds.Probe(ctx, cfg, log)
 }
 
 func inputTypes() []string {
 	types := make([]string, len(datasets))
 	for i, d := range datasets {
-		types[i] = d.inputType
+		types[i] = d.InputType
 	}
 	return types
 }
@@ -95,7 +85,7 @@ func CheckInputs(inputs []*conf.C) error {
 			problems = append(problems, fmt.Sprintf("defenderbeat.inputs[%d]: type: %q is not one of %s", i, typ, strings.Join(inputTypes(), ", ")))
 			continue
 		}
-		if err := ds.check(cfg); err != nil {
+		if err := ds.Check(cfg); err != nil {
 			problems = append(problems, fmt.Sprintf("defenderbeat.inputs[%d]: %v", i, err))
 		}
 		if id, _ := cfg.String("id", -1); id != "" {
@@ -143,7 +133,7 @@ func applyInputDefaults(in *conf.C) (*conf.C, error) {
 		return nil, err
 	}
 	if !cfg.HasField("tags") {
-		if err := cfg.Merge(map[string]any{"tags": []string{transform.TagForwarded, "m365_defender-" + ds.name}}); err != nil {
+		if err := cfg.Merge(map[string]any{"tags": []string{transform.TagForwarded, "m365_defender-" + ds.Name}}); err != nil {
 			return nil, err
 		}
 	}
@@ -164,7 +154,7 @@ func applyInputDefaults(in *conf.C) (*conf.C, error) {
 		if ns == "" {
 			ns = "default"
 		}
-		if err := cfg.SetString("index", -1, "logs-m365_defender."+ds.name+"-"+ns); err != nil {
+		if err := cfg.SetString("index", -1, "logs-m365_defender."+ds.Name+"-"+ns); err != nil {
 			return nil, err
 		}
 	}

@@ -5,6 +5,7 @@ package cursortest
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -322,4 +323,40 @@ func SimSettings(sim *simulator.Server, id string, extra map[string]any) map[str
 		s[k] = v
 	}
 	return s
+}
+
+// StatusMentions reports whether the input reported status s with a message containing text.
+func (h *Harness) StatusMentions(s status.Status, text string) bool {
+	for _, u := range h.Statuses() {
+		if u.Status == s && strings.Contains(u.Msg, text) {
+			return true
+		}
+	}
+	return false
+}
+
+// AssertUniqueIDs fails when two published documents share an @metadata._id: the input sent a
+// document twice within what the test covers.
+func AssertUniqueIDs(t testing.TB, events []beat.Event) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, ev := range events {
+		id := fmt.Sprint(ev.Meta["_id"])
+		if seen[id] {
+			t.Fatalf("document %s published twice", id)
+		}
+		seen[id] = true
+	}
+}
+
+// CountRequests counts the requests the simulator answered on path whose query contains
+// querySubstring.
+func CountRequests(sim *simulator.Server, path, querySubstring string) int {
+	n := 0
+	for _, r := range sim.Requests() {
+		if r.Path == path && strings.Contains(r.RawQuery, querySubstring) {
+			n++
+		}
+	}
+	return n
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/defenderbeat/defenderbeat/internal/msapi"
 )
 
-// Config is one alert or incident input's options (DESIGN.md, "Configuration").
+// Config is the options every Graph security input has (docs/configuration.md lists them).
 type Config struct {
 	msapi.Options   `config:",inline"`
 	inputkit.Common `config:",inline"`
@@ -18,9 +18,8 @@ type Config struct {
 	Overlap                   time.Duration `config:"overlap"`
 	BatchSize                 int           `config:"batch_size"`
 	IncludeUnknownEnumMembers bool          `config:"include_unknown_enum_members"`
-	// IncludeAlerts is a pointer so that setting it on an input that has no alerts to expand
-	// is reported instead of silently ignored.
-	IncludeAlerts *bool `config:"include_alerts"`
+
+	newReader NewReader // from the dataset's own options, when it has a Reader
 }
 
 func defaultConfig(spec Spec) Config {
@@ -33,12 +32,9 @@ func defaultConfig(spec Spec) Config {
 	}
 }
 
-// includeAlerts reports whether incidents are listed with $expand=alerts (the default).
-func (c *Config) includeAlerts() bool { return c.IncludeAlerts == nil || *c.IncludeAlerts }
-
-// resolve applies defaults and returns every problem at once, each naming its option, so a
+// problems applies defaults and returns every problem at once, each naming its option, so a
 // user fixes a config in one round instead of one error per start.
-func (c *Config) resolve(spec Spec) error {
+func (c *Config) problems(spec Spec) []error {
 	errs := append(c.Options.Resolve(msapi.Graph), c.Common.Problems()...)
 	if c.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("interval: must be positive, got %s", c.Interval))
@@ -52,8 +48,5 @@ func (c *Config) resolve(spec Spec) error {
 	if c.BatchSize < 1 || c.BatchSize > spec.MaxBatch {
 		errs = append(errs, fmt.Errorf("batch_size: must be between 1 and %d (Graph's $top limit for %s), got %d", spec.MaxBatch, spec.Path, c.BatchSize))
 	}
-	if c.IncludeAlerts != nil && !spec.CanExpandAlerts {
-		errs = append(errs, fmt.Errorf("include_alerts: only applies to defender-incident inputs"))
-	}
-	return inputkit.Report(spec.InputType, c.ID, errs)
+	return errs
 }

@@ -1,11 +1,15 @@
 package inputkit
 
 import (
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/elastic/beats/v7/libbeat/beat"
 	"github.com/elastic/elastic-agent-libs/mapstr"
+
+	"github.com/defenderbeat/defenderbeat/internal/msapi"
 )
 
 func TestCommonProblems(t *testing.T) {
@@ -40,5 +44,26 @@ func TestDecorate(t *testing.T) {
 	want := mapstr.M{"type": "logs", "dataset": "m365_defender.alert", "namespace": "prod"}
 	if got := ev.Fields["data_stream"]; got.(mapstr.M).String() != want.String() {
 		t.Fatalf("data_stream = %v", got)
+	}
+}
+
+func TestRetryWait(t *testing.T) {
+	tm := Timings{FirstRetry: time.Second, MaxRetryAfter: time.Minute}
+	interval := 10 * time.Second
+	plain := errors.New("connection reset")
+	for n, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 4: 8 * time.Second, 5: interval, 60: interval} {
+		if got, _ := tm.retryWait(plain, n, interval); got != want {
+			t.Errorf("failure %d: wait %s, want %s (doubling from FirstRetry up to the interval)", n, got, want)
+		}
+	}
+	if got, _ := tm.retryWait(&msapi.APIError{StatusCode: 401}, 1, interval); got != interval {
+		t.Errorf("auth failure: wait %s, want the interval", got)
+	}
+	if got, why := tm.retryWait(&msapi.APIError{StatusCode: 429, RetryAfter: 30 * time.Second}, 1, interval); got != 30*time.Second || why != "" {
+		t.Errorf("Retry-After 30s: wait %s (%q), want 30s", got, why)
+	}
+	got, why := tm.retryWait(&msapi.APIError{StatusCode: 429, RetryAfter: time.Hour}, 1, interval)
+	if got != time.Minute || !strings.Contains(why, "at most 1m0s") {
+		t.Errorf("Retry-After 1h: wait %s (%q), want the 1m cap, said", got, why)
 	}
 }

@@ -4,19 +4,29 @@ import (
 	"time"
 
 	"github.com/defenderbeat/defenderbeat/internal/graphinput"
+	"github.com/defenderbeat/defenderbeat/internal/inputkit"
 )
 
 // InputType never changes: it is part of every stored cursor key.
 const InputType = "defender-incident"
 
-// Spec is the Graph collection this dataset reads.
-var Spec = graphinput.Spec{
-	InputType:       InputType,
-	Dataset:         "incident",
-	Path:            "/v1.0/security/incidents",
-	Permission:      "SecurityIncident.Read.All",
-	DefaultInterval: time.Minute,
-	MaxBatch:        50,
-	CanExpandAlerts: true,
-	Transform:       Transform,
+// path is the Graph collection this dataset reads.
+const path = "/v1.0/security/incidents"
+
+// spec reads incidents with their alerts (expand.go).
+func spec(t inputkit.Timings) graphinput.Spec {
+	return graphinput.Spec{
+		InputType:       InputType,
+		Name:            "incident",
+		Path:            path,
+		Permission:      "SecurityIncident.Read.All",
+		DefaultInterval: time.Minute,
+		MaxBatch:        50,
+		Transform:       Transform,
+		Reader:          alertsOption,
+		Timings:         t,
+	}
 }
+
+// Dataset is the incident dataset as the beat lists it.
+var Dataset = spec(inputkit.DefaultTimings()).Dataset()

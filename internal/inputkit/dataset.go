@@ -1,0 +1,111 @@
+package inputkit
+
+import (
+	"context"
+	"time"
+
+	v2 "github.com/elastic/beats/v7/filebeat/input/v2"
+	cursor "github.com/elastic/beats/v7/filebeat/input/v2/input-cursor"
+	"github.com/elastic/beats/v7/libbeat/feature"
+	"github.com/elastic/beats/v7/libbeat/statestore"
+	conf "github.com/elastic/elastic-agent-libs/config"
+	"github.com/elastic/elastic-agent-libs/logp"
+	"github.com/elastic/go-concert/ctxtool"
+
+	"github.com/defenderbeat/defenderbeat/internal/transform"
+)
+
+// Dataset is everything the beat needs from one module: beater/datasets.go lists one per
+// module, and nothing else names a module.
+type Dataset struct {
+	Name      string // the dataset is m365_defender.<Name>
+	InputType string // fixed forever: it is part of every stored cursor key
+	Plugin    func(*logp.Logger, statestore.States) v2.Plugin
+	// Check reports every problem of an input's options at once (start-up and `test config`).
+	Check func(*conf.C) error
+	// Probe makes the cheapest call that proves an input's credentials and permissions
+	// (`test credentials`).
+	Probe     func(context.Context, *conf.C, *logp.Logger) error
+	Transform transform.Func
+}
+
+// CursorInput describes an input whose cursor the registry keeps per tenant, moved only by the
+// output's ACKs. C is the input's parsed configuration.
+type CursorInput[C any] struct {
+	Type string // fixed forever: it is part of every stored cursor key
+	Info string
+	// Configure unpacks an input's options, applies defaults and returns every problem at once.
+	Configure func(*conf.C) (C, error)
+	// Tenant keys the cursor: pointing an input id at another tenant starts a fresh cursor
+	// instead of applying one tenant's position to another.
+	Tenant func(C) string
+	Probe  func(context.Context, C, *logp.Logger) error
+	// Run collects until ctx is cancelled, starting from the stored cursor.
+	Run func(ctx v2.Context, cfg C, cur cursor.Cursor, pub cursor.Publisher) error
+}
+
+// cursorLifetime keeps an input's cursor for 30 days after it was last used: an API cursor
+// cannot be rebuilt (a lost vulnerability cursor costs a whole new export), and an input that
+// is paused over a holiday must resume, not restart.
+const cursorLifetime = 30 * 24 * time.Hour
+
+// Dataset completes the description with the dataset's name and processing.
+func (k CursorInput[C]) Dataset(name string, fn transform.Func) Dataset {
+	return Dataset{Name: name, InputType: k.Type, Plugin: k.Plugin, Check: k.Check, Probe: k.ProbeConfig, Transform: fn}
+}
+
+// Plugin registers the input with filebeat's cursor input manager.
+func (k CursorInput[C]) Plugin(log *logp.Logger, store statestore.States) v2.Plugin {
+	return v2.Plugin{
+		Name:      k.Type,
+		Stability: feature.Stable,
+		Info:      k.Info,
+		Manager: &cursor.InputManager{
+			Logger:              log,
+			StateStore:          store,
+			Type:                k.Type,
+			DefaultCleanTimeout: cursorLifetime,
+			Configure: func(cfg *conf.C, _ *logp.Logger) ([]cursor.Source, cursor.Input, error) {
+				c, err := k.Configure(cfg)
+				if err != nil {
+					return nil, nil, err
+				}
+				return []cursor.Source{tenantSource(k.Tenant(c))}, &cursorInput[C]{kind: k, cfg: c}, nil
+			},
+		},
+	}
+}
+
+// Check reports every problem of an input's options.
+func (k CursorInput[C]) Check(cfg *conf.C) error {
+	_, err := k.Configure(cfg)
+	return err
+}
+
+// ProbeConfig probes the credentials and permissions of an input's options.
+func (k CursorInput[C]) ProbeConfig(ctx context.Context, cfg *conf.C, log *logp.Logger) error {
+	c, err := k.Configure(cfg)
+	if err != nil {
+		return err
+	}
+	return k.Probe(ctx, c, log)
+}
+
+type tenantSource string
+
+func (s tenantSource) Name() string { return "tenant-" + string(s) }
+
+type cursorInput[C any] struct {
+	kind CursorInput[C]
+	cfg  C
+}
+
+func (in *cursorInput[C]) Name() string { return in.kind.Type }
+
+func (in *cursorInput[C]) Test(_ cursor.Source, ctx v2.TestContext) error {
+	return in.kind.Probe(ctxtool.FromCanceller(ctx.Cancelation), in.cfg, ctx.Logger)
+}
+
+func (in *cursorInput[C]) Run(ctx v2.Context, _ cursor.Source, cur cursor.Cursor, pub cursor.Publisher) error {
+	return in.kind.Run(ctx, in.cfg, cur, pub)
+}
