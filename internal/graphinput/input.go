@@ -449,4 +449,3 @@ func (p *poller) publishOne(ev beat.Event, cur any) {
 	}
 	p.metrics.AddEvents(1)
 }
-

@@ -45,7 +45,6 @@ func testAlertTransform(raw []byte, _ transform.Options, emit transform.Emit) er
 	return nil
 }
 
-
 var (
 	alertSpec = Spec{
 		InputType: "defender-alert", Name: "alert", Path: "/v1.0/security/alerts_v2",
@@ -92,9 +91,6 @@ func mustConfig(t *testing.T, m map[string]any) *conf.C {
 	}
 	return c
 }
-
-
-
 
 // putAlerts replaces the simulator's data with n alerts sharing one lastUpdateDateTime.
 func putAlertsAt(sim *simulator.Server, prefix string, n int, lastUpdate string) []string {
@@ -286,7 +282,6 @@ func TestAuthFailureKeepsCursorAndPublishesNothing(t *testing.T) {
 	}
 }
 
-
 func TestForeignNextLinkIsRejected(t *testing.T) {
 	sim := startSim(t, simulator.Config{Seed: 6, Alerts: 1, Incidents: 1})
 	// nextLinks are followed only through records that share one instant.
@@ -324,7 +319,6 @@ func TestOversizedRecordIsReportedThenRetried(t *testing.T) {
 		t.Fatal("part of the oversized record was published")
 	}
 }
-
 
 // TestCrowdedTimestampBeyondSkipLimitIsSkippedAsCountedGap: 650 alerts share one instant and
 // Graph gives no nextLink, so $skip (at most 500) reaches only 600 of them with pages of 100.
@@ -490,12 +484,6 @@ func TestOffsetNextLinksAreNotFollowed(t *testing.T) {
 		}
 	}
 }
-
-
-
-
-
-
 
 // TestAlertUpdatedWhilePagingDoesNotHideAnother: Graph's $skiptoken may be an offset into the
 // current ordering (the simulator's is). An alert of the first page updated before the second
