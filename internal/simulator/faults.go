@@ -42,6 +42,9 @@ const (
 	FaultTruncatedGzip
 	// FaultBadRow serves an export file in which one line is not JSON.
 	FaultBadRow
+	// FaultCutMidPage streams the first half of a vulnerability delta page's
+	// rows and then cuts the connection, as a network failure mid-body would.
+	FaultCutMidPage
 )
 
 func (k FaultKind) String() string {
@@ -68,6 +71,8 @@ func (k FaultKind) String() string {
 		return "truncated-gzip"
 	case FaultBadRow:
 		return "bad-row"
+	case FaultCutMidPage:
+		return "cut-mid-page"
 	}
 	return fmt.Sprintf("FaultKind(%d)", int(k))
 }
@@ -166,7 +171,7 @@ func (fl *faultList) take(r *http.Request, tenant string, accept func(Fault) boo
 // those that decorate a real page need an authenticated, successful request.
 func isPreAuthFault(f Fault) bool {
 	switch f.Kind {
-	case FaultPartial, FaultForeignNextLink, FaultNoNextLink:
+	case FaultPartial, FaultForeignNextLink, FaultNoNextLink, FaultCutMidPage:
 		return false
 	case FaultSASExpireMidDownload, FaultEmptyBody, FaultTruncatedGzip, FaultBadRow:
 		return false // they spoil a download whose SAS was accepted
@@ -211,6 +216,7 @@ var namedFaults = map[string]struct {
 	"truncgzip":   {"one export file is a gzip stream cut before its trailer", []Fault{{Path: blobPathPrefix, Kind: FaultTruncatedGzip, Times: 1}}},
 	"badrow":      {"one export file holds a line that is not JSON", []Fault{{Path: blobPathPrefix, Kind: FaultBadRow, Times: 1}}},
 	"export429":   {"the vulnerability export call answers 429 twice with Retry-After: 1", []Fault{{Path: mdeExportPath, Status: 429, RetryAfter: "1", Times: 2}}},
+	"deltacut":    {"one vulnerability delta page is cut halfway (connection closed mid-body)", []Fault{{Path: mdeDeltaPath, Kind: FaultCutMidPage, Times: 1}}},
 }
 
 // FaultNames lists the names ParseFaults accepts with a short description each.
