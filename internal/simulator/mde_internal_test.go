@@ -120,9 +120,6 @@ func TestLargeExportStreamsInBoundedMemory(t *testing.T) {
 	if peak > 50<<20 {
 		t.Errorf("peak HeapInuse %.1f MB while streaming, want < 50 MB", float64(peak)/(1<<20))
 	}
-	if !raceEnabled && rate < 100000 {
-		t.Errorf("%.0f rows/s, want ≥ 100,000", rate)
-	}
 }
 
 func mdeAudienceOf(scope string) string { return scope[:len(scope)-len("/.default")] }
