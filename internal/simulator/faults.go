@@ -42,8 +42,9 @@ const (
 	FaultTruncatedGzip
 	// FaultBadRow serves an export file in which one line is not JSON.
 	FaultBadRow
-	// FaultCutPage serves the first half of a Graph page's records (at least
-	// one) and then cuts the connection, as a network failure mid-page does.
+	// FaultCutPage serves the first half of a page's records (at least one; a
+	// Graph page or a vulnerability delta page) and then cuts the connection,
+	// as a network failure mid-page does.
 	FaultCutPage
 	// FaultCrowdedTimestamp spoils no request: AddFault adds Records alerts
 	// (default 2000) that share one lastUpdateDateTime, a minute before now, as
@@ -235,6 +236,7 @@ var namedFaults = map[string]struct {
 	"truncgzip": {"one export file is a gzip stream cut before its trailer", []Fault{{Path: blobPathPrefix, Kind: FaultTruncatedGzip, Times: 1}}},
 	"badrow":    {"one export file holds a line that is not JSON", []Fault{{Path: blobPathPrefix, Kind: FaultBadRow, Times: 1}}},
 	"export429": {"the vulnerability export call answers 429 twice with Retry-After: 1", []Fault{{Path: mdeExportPath, Status: 429, RetryAfter: "1", Times: 2}}},
+	"deltacut":  {"one vulnerability delta page is cut halfway (connection closed mid-body)", []Fault{{Path: mdeDeltaPath, Kind: FaultCutPage, Times: 1}}},
 }
 
 // FaultNames lists the names ParseFaults accepts with a short description each.

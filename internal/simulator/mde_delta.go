@@ -131,6 +131,10 @@ func (s *Server) serveDelta(w http.ResponseWriter, r *http.Request) {
 		startSeq = seq
 	}
 	endSeq := min(total, startSeq+pageSize)
+	cutAt := -1 // the sequence number before which a FaultCutPage cuts
+	if _, cut := s.faults.take(r, s.tenantID, func(f Fault) bool { return f.Kind == FaultCutPage }); cut {
+		cutAt = startSeq + (endSeq-startSeq)/2
+	}
 
 	w.Header().Set("Content-Type", "application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
@@ -142,6 +146,12 @@ func (s *Server) serveDelta(w http.ResponseWriter, r *http.Request) {
 	var buf []byte
 	ti := sort.Search(len(ticks), func(i int) bool { return ticks[i].first+ticks[i].count > startSeq })
 	for seq := startSeq; seq < endSeq; seq++ {
+		if seq == cutAt {
+			// What was written reaches the client; then the connection is cut mid-body.
+			_ = bw.Flush()
+			_ = http.NewResponseController(w).Flush()
+			panic(http.ErrAbortHandler)
+		}
 		for ticks[ti].first+ticks[ti].count <= seq {
 			ti++
 		}

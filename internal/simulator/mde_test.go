@@ -529,11 +529,11 @@ func httpClientNoReuse(t *testing.T, s *simulator.Server) *http.Client {
 }
 
 func TestMDEFaultPresets(t *testing.T) {
-	faults, err := simulator.ParseFaults("sasexpire,emptyfile,truncgzip,badrow,export429")
+	faults, err := simulator.ParseFaults("sasexpire,emptyfile,truncgzip,badrow,export429,deltacut")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []simulator.FaultKind{simulator.FaultSASExpireMidDownload, simulator.FaultEmptyBody, simulator.FaultTruncatedGzip, simulator.FaultBadRow, simulator.FaultStatus}
+	want := []simulator.FaultKind{simulator.FaultSASExpireMidDownload, simulator.FaultEmptyBody, simulator.FaultTruncatedGzip, simulator.FaultBadRow, simulator.FaultStatus, simulator.FaultCutPage}
 	if len(faults) != len(want) {
 		t.Fatalf("%d faults", len(faults))
 	}
@@ -737,5 +737,34 @@ func TestMDEDeltaRowsAreDistinctWhenTicksShareATime(t *testing.T) {
 	}
 	if len(rows) != 160 || s.DeltaRows() != 160 {
 		t.Fatalf("%d delta rows served, DeltaRows %d, want 160", len(rows), s.DeltaRows())
+	}
+}
+
+// TestMDEDeltaPageCutMidBody: FaultCutPage delivers the first half of a delta page's rows and
+// then cuts the connection, once; the same page read again is whole.
+func TestMDEDeltaPageCutMidBody(t *testing.T) {
+	s, clock := start(t, simulator.Config{Seed: 5, MDE: simulator.MDEConfig{DeltaChangesPerTick: 40, DisableThrottling: true}})
+	c := httpClient(t, s)
+	tok := mdeToken(t, s, c, s.MDEScope())
+	s.Tick()
+	s.AddFault(simulator.Fault{Path: "/api/machines/SoftwareVulnerabilityChangesByMachine", Kind: simulator.FaultCutPage})
+	page := s.URL() + "/api/machines/SoftwareVulnerabilityChangesByMachine?pageSize=20&sinceTime=" + url.QueryEscape(clock.Now().Add(-time.Hour).Format(time.RFC3339))
+
+	req, _ := http.NewRequest(http.MethodGet, page, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || err == nil {
+		t.Fatalf("cut page: status %d, read error %v; want 200 and a body cut short", resp.StatusCode, err)
+	}
+	if n := strings.Count(string(body), `"cveId"`); n != 10 {
+		t.Fatalf("the cut page delivered %d rows, want the first 10 of 20", n)
+	}
+	if rows, _ := deltaPages(t, s, c, tok, clock.Now().Add(-time.Hour), 20); len(rows) != 40 {
+		t.Fatalf("after the fault: %d rows, want all 40", len(rows))
 	}
 }
