@@ -32,10 +32,10 @@ func defaultConfig(spec Spec) Config {
 	}
 }
 
-// problems applies defaults and returns every problem at once, each naming its option, so a
+// resolve applies defaults and returns every problem at once, each naming its option, so a
 // user fixes a config in one round instead of one error per start.
-func (c *Config) problems(spec Spec) []error {
-	errs := append(c.Options.Resolve(msapi.Graph), c.Common.Problems()...)
+func (c *Config) resolve(spec Spec) []error {
+	errs := append(c.Options.Resolve(msapi.Graph), c.Common.Resolve()...)
 	if c.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("interval: must be positive, got %s", c.Interval))
 	}

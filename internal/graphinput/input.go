@@ -100,7 +100,7 @@ func Configure(spec Spec, cfg *conf.C) (Config, error) {
 		return c, fmt.Errorf("input type %s: %w", spec.InputType, err)
 	}
 	spec.Timings.Tune(&c.Options)
-	errs := c.problems(spec)
+	errs := c.resolve(spec)
 	if spec.Reader != nil {
 		var more []error
 		c.newReader, more = spec.Reader(cfg)

@@ -24,8 +24,9 @@ type Common struct {
 // DefaultNamespace is the data stream namespace when none is configured.
 const DefaultNamespace = "default"
 
-// Problems checks the common options.
-func (c Common) Problems() []error {
+// Resolve checks the common options and returns every problem at once. Every options type has
+// a Resolve: it applies what derives from other options and names each problem's option.
+func (c Common) Resolve() []error {
 	var errs []error
 	if strings.TrimSpace(c.ID) == "" {
 		errs = append(errs, errors.New("id: required; give every input a stable id, it is part of the cursor key"))

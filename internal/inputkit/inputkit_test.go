@@ -2,21 +2,23 @@ package inputkit
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/elastic/beats/v7/libbeat/beat"
+	"github.com/elastic/elastic-agent-libs/logp"
 	"github.com/elastic/elastic-agent-libs/mapstr"
 
 	"github.com/defenderbeat/defenderbeat/internal/msapi"
 )
 
-func TestCommonProblems(t *testing.T) {
-	if errs := (Common{ID: "a", Namespace: "prod"}).Problems(); len(errs) != 0 {
+func TestCommonResolve(t *testing.T) {
+	if errs := (Common{ID: "a", Namespace: "prod"}).Resolve(); len(errs) != 0 {
 		t.Fatalf("valid options reported: %v", errs)
 	}
-	errs := (Common{Namespace: "Bad-NS"}).Problems()
+	errs := (Common{Namespace: "Bad-NS"}).Resolve()
 	if len(errs) != 2 || !strings.HasPrefix(errs[0].Error(), "id:") || !strings.HasPrefix(errs[1].Error(), "namespace:") {
 		t.Fatalf("problems = %v", errs)
 	}
@@ -65,5 +67,23 @@ func TestRetryWait(t *testing.T) {
 	got, why := tm.retryWait(&msapi.APIError{StatusCode: 429, RetryAfter: time.Hour}, 1, interval)
 	if got != time.Minute || !strings.Contains(why, "at most 1m0s") {
 		t.Errorf("Retry-After 1h: wait %s (%q), want the 1m cap, said", got, why)
+	}
+}
+
+func TestRetryWaitBoundsAndDeferred(t *testing.T) {
+	tm := Timings{FirstRetry: 30 * time.Second, MaxRetry: 10 * time.Minute, MaxRetryAfter: time.Hour}
+	interval := 4 * time.Hour
+	if got, _ := tm.retryWait(errors.New("cut"), 10, interval); got != 10*time.Minute {
+		t.Errorf("10th failure: wait %s, want MaxRetry 10m", got)
+	}
+	deferred := &Deferred{Err: errors.New("file too large"), Meanwhile: "the delta is read"}
+	if got, _ := tm.retryWait(fmt.Errorf("run: %w", deferred), 1, interval); got != interval {
+		t.Errorf("deferred failure: wait %s, want the interval", got)
+	}
+	if got := tm.CapRetryAfter(2*time.Hour, logp.NewNopLogger()); got != time.Hour {
+		t.Errorf("CapRetryAfter(2h) = %s, want 1h", got)
+	}
+	if got := tm.CapRetryAfter(time.Minute, logp.NewNopLogger()); got != time.Minute {
+		t.Errorf("CapRetryAfter(1m) = %s, want 1m", got)
 	}
 }

@@ -26,6 +26,8 @@ type Timings struct {
 	// mid-page, a server hiccup beyond the client's retries), so the input tries again soon,
 	// doubling the pause while it keeps failing without progress, up to its interval.
 	FirstRetry time.Duration
+	// MaxRetry bounds that doubling pause; zero means the input's interval.
+	MaxRetry time.Duration
 	// MaxRetryAfter bounds how long a Retry-After can hold the input. The client waits within
 	// a call for short ones; a longer one (or a date far ahead) ends the collection, and the
 	// input waits what the API asked, but no longer than this.
@@ -34,10 +36,31 @@ type Timings struct {
 	ClientRetry [2]time.Duration
 }
 
-// DefaultTimings are the production waits.
+// DefaultTimings are the production waits of an input that polls every few minutes.
 func DefaultTimings() Timings {
 	return Timings{FirstRetry: 2 * time.Second, MaxRetryAfter: 10 * time.Minute}
 }
+
+// CapRetryAfter bounds a Retry-After the input honours, and logs when it cuts one short.
+func (t Timings) CapRetryAfter(d time.Duration, log *logp.Logger) time.Duration {
+	limit := cmp.Or(t.MaxRetryAfter, DefaultTimings().MaxRetryAfter)
+	if d <= limit {
+		return d
+	}
+	log.Warnw("The API asked to wait longer than this input honours (Retry-After); waiting the cap instead.",
+		"retry_after", d.String(), "cap", limit.String())
+	return limit
+}
+
+// Deferred is a failure that retrying soon cannot mend: the loop waits a whole interval, and
+// reports what the input does meanwhile.
+type Deferred struct {
+	Err       error
+	Meanwhile string // e.g. "changes are still read through the delta API"
+}
+
+func (d *Deferred) Error() string { return d.Err.Error() }
+func (d *Deferred) Unwrap() error { return d.Err }
 
 // Tune applies the client part of the timings to an input's API options.
 func (t Timings) Tune(o *msapi.Options) {
@@ -91,12 +114,13 @@ func Loop(ctx v2.Context, interval time.Duration, t Timings, f Failure, collect 
 // retryWait is how long to wait after the n-th failed collection in a row, and why, when the
 // API's Retry-After was cut short.
 func (t Timings) retryWait(err error, n int, interval time.Duration) (time.Duration, string) {
-	if msapi.IsAuth(err) {
+	var deferred *Deferred
+	if msapi.IsAuth(err) || errors.As(err, &deferred) {
 		return interval, "" // a credential or permission is not mended by trying again soon
 	}
 	def := DefaultTimings()
 	first := cmp.Or(t.FirstRetry, def.FirstRetry)
-	wait := min(interval, first<<min(n-1, 20))
+	wait := min(interval, cmp.Or(t.MaxRetry, interval), first<<min(n-1, 20))
 	var apiErr *msapi.APIError
 	if errors.As(err, &apiErr) && apiErr.RetryAfter > wait {
 		limit := cmp.Or(t.MaxRetryAfter, def.MaxRetryAfter)
@@ -113,7 +137,11 @@ func (t Timings) retryWait(err error, n int, interval time.Duration) (time.Durat
 // anything else failed; the input keeps running either way.
 func (f Failure) report(ctx v2.Context, err error, wait time.Duration, why string) {
 	retry := fmt.Sprintf("The cursor is kept; retrying in %s.", wait)
-	if why != "" {
+	var deferred *Deferred
+	switch {
+	case errors.As(err, &deferred):
+		retry = fmt.Sprintf("Meanwhile %s; retrying in %s.", deferred.Meanwhile, wait)
+	case why != "":
 		retry = fmt.Sprintf("The cursor is kept; %s, retrying in %s.", why, wait)
 	}
 	subject := fmt.Sprintf("%v", err)
