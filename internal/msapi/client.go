@@ -115,7 +115,7 @@ func NewClient(o Options, api API, log *logp.Logger, m *Metrics) (*Client, error
 	}
 
 	credOpts := azcore.ClientOptions{
-		Transport:       &limitedTransport{client: credHTTP, limit: maxTokenBody},
+		Transport:       &limitedTransport{client: credHTTP, limit: maxTokenBody, idle: o.HTTPClientTimeout},
 		Retry:           c.retryOptions(o.HTTPClientTimeout),
 		Telemetry:       policy.TelemetryOptions{ApplicationID: "defenderbeat"},
 		PerCallPolicies: []policy.Policy{newTokenRequestPolicy(o)},
@@ -133,19 +133,22 @@ func NewClient(o Options, api API, log *logp.Logger, m *Metrics) (*Client, error
 	if o.EnableRequestTracer {
 		perRetry = append(perRetry, c.tracer(true))
 	}
+	// No per-try total timeout: a streamed page is read as fast as its consumer goes, which under
+	// output back-pressure may be far slower than the network. The transport's idle timeout
+	// bounds every wait on the network instead.
 	c.pipeline = runtime.NewPipeline(pipelineModule, pipelineVersion, runtime.PipelineOptions{PerRetry: perRetry}, &policy.ClientOptions{
-		Transport: &limitedTransport{client: apiHTTP, limit: o.MaxResponseBytes, metrics: m},
-		Retry:     c.retryOptions(o.HTTPClientTimeout),
+		Transport: &limitedTransport{client: apiHTTP, limit: o.MaxResponseBytes, metrics: m, idle: o.HTTPClientTimeout},
+		Retry:     c.retryOptions(0),
 		Telemetry: policy.TelemetryOptions{ApplicationID: "defenderbeat"},
 	})
 
-	// Export files sit behind SAS URLs on storage hosts: no bearer token, no total timeout.
-	dlPerRetry := []policy.Policy{idlePolicy(), metricsPolicy(m, log)}
+	// Export files sit behind SAS URLs on storage hosts: no bearer token, the caller's idle timeout.
+	dlPerRetry := []policy.Policy{metricsPolicy(m, log)}
 	if o.EnableRequestTracer {
 		dlPerRetry = append(dlPerRetry, c.tracer(false))
 	}
 	c.download = runtime.NewPipeline(pipelineModule, pipelineVersion, runtime.PipelineOptions{PerRetry: dlPerRetry}, &policy.ClientOptions{
-		Transport: &limitedTransport{client: downloadHTTP, metrics: m},
+		Transport: &limitedTransport{client: downloadHTTP, metrics: m, idle: o.HTTPClientTimeout},
 		Retry:     c.retryOptions(0),
 		Telemetry: policy.TelemetryOptions{ApplicationID: "defenderbeat"},
 	})
@@ -441,7 +444,8 @@ func (c *Client) StreamPage(ctx context.Context, pathOrURL string, query url.Val
 	info := &PageInfo{}
 	info.Partial, info.Warning = c.partial(resp, u)
 	var fnErr error
-	next, err := decodeRecords(resp.Body, c.opts.MaxResponseBytes, func(raw json.RawMessage) error {
+	body := &readErrorRecorder{r: resp.Body}
+	next, err := decodeRecords(body, c.opts.MaxResponseBytes, func(raw json.RawMessage) error {
 		if fnErr = fn(raw); fnErr != nil {
 			return fnErr
 		}
@@ -459,6 +463,11 @@ func (c *Client) StreamPage(ctx context.Context, pathOrURL string, query url.Val
 		var tooLarge *bodyTooLargeError
 		if errors.As(err, &tooLarge) {
 			return info, err
+		}
+		if body.err != nil {
+			// The connection failed, not the page: the error says which (a stall, a reset).
+			return info, fmt.Errorf("page from %s cut off after %d records: %w",
+				redactPathOrURL(pathOrURL), info.Records, c.sc.scrubErr(body.err))
 		}
 		return info, fmt.Errorf("malformed page from %s (HTTP %d, after %d records): %w",
 			redactPathOrURL(pathOrURL), resp.StatusCode, info.Records, c.sc.scrubErr(err))
@@ -548,6 +557,20 @@ func (l *recordLimiter) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// readErrorRecorder remembers the first failure to read, other than the end of the body.
+type readErrorRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErrorRecorder) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF && r.err == nil {
+		r.err = err
+	}
+	return n, err
+}
+
 // uncappedBody marks a request whose body is capped per record by StreamPage.
 type uncappedBody struct{}
 
@@ -564,8 +587,9 @@ func redactPathOrURL(s string) string {
 }
 
 // Download opens an export file behind a SAS URL: no bearer token (the URL carries its own
-// signature, on any https host), retries on 429/5xx before the body starts, and an idle timeout
-// instead of a total one. The caller closes the body and applies any size cap.
+// signature, on any https host), retries on 429/5xx before the body starts, and an idle
+// timeout (http_client_timeout when idleTimeout is 0) instead of a total one. The caller
+// closes the body and applies any size cap.
 func (c *Client) Download(ctx context.Context, rawURL string, idleTimeout time.Duration) (io.ReadCloser, error) {
 	rc, err := c.openDownload(ctx, rawURL, idleTimeout)
 	if err != nil {
@@ -579,8 +603,8 @@ func (c *Client) openDownload(ctx context.Context, rawURL string, idleTimeout ti
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("download URL %s: must be an https URL", redactURLString(rawURL))
 	}
-	if idleTimeout <= 0 {
-		idleTimeout = c.opts.HTTPClientTimeout
+	if idleTimeout > 0 {
+		ctx = context.WithValue(ctx, idleTimeoutKey{}, idleTimeout)
 	}
 	req, err := runtime.NewRequest(ctx, http.MethodGet, u.String())
 	if err != nil {
@@ -588,7 +612,6 @@ func (c *Client) openDownload(ctx context.Context, rawURL string, idleTimeout ti
 	}
 	runtime.SkipBodyDownload(req)
 	req.SetOperationValue(&callState{})
-	req.SetOperationValue(idleSetting{d: idleTimeout})
 
 	resp, err := c.download.Do(req)
 	if err != nil {

@@ -268,11 +268,12 @@ func (e *bodyTooLargeError) Unwrap() error { return ErrBodyTooLarge }
 // NonRetriable tells azcore's retry policy that the same request would only fail again.
 func (e *bodyTooLargeError) NonRetriable() {}
 
-// IdleTimeoutError aborts a download that made no progress for the idle timeout.
+// IdleTimeoutError aborts an attempt that waited on the network for the idle timeout without
+// receiving anything: no answer to the request, or a body that stopped arriving.
 type IdleTimeoutError struct{ Idle time.Duration }
 
 func (e *IdleTimeoutError) Error() string {
-	return fmt.Sprintf("download stalled: no data received for %v", e.Idle)
+	return fmt.Sprintf("connection stalled: no data received for %v", e.Idle)
 }
 func (e *IdleTimeoutError) Timeout() bool { return true }
 
@@ -344,7 +345,7 @@ func Explain(err error) string {
 	case errors.Is(err, ErrBodyTooLarge):
 		return "the response is larger than max_response_bytes: raise it or lower batch_size"
 	case errors.As(err, &ite):
-		return "the download stalled; it is retried at the next interval (check proxy_url and network)"
+		return "the connection stalled: nothing arrived for the idle timeout (http_client_timeout for API calls, download_idle_timeout for export files); check proxy_url and the network"
 	case errors.As(err, &uae), errors.As(err, &hne):
 		return "the server's TLS certificate is not trusted for this host: add its CA to ssl.certificate_authorities"
 	case errors.Is(err, context.DeadlineExceeded):

@@ -1,0 +1,38 @@
+package graphinput
+
+import (
+	"testing"
+	"time"
+
+	"github.com/elastic/beats/v7/libbeat/beat"
+	"github.com/elastic/beats/v7/libbeat/management/status"
+
+	"github.com/defenderbeat/defenderbeat/internal/cursortest"
+	"github.com/defenderbeat/defenderbeat/internal/simulator"
+)
+
+// A page is streamed to the output record by record; http_client_timeout bounds the waits on the
+// network, not how long the output takes. The test polls once (interval 1h), so a page cut
+// short would leave the run without its records until the test gives up.
+
+// TestSlowOutputDoesNotCutThePage: an output that blocks again and again for longer than
+// http_client_timeout while a page is being read still gets the whole page from one request.
+func TestSlowOutputDoesNotCutThePage(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 41, Alerts: 200, Incidents: 1})
+	h := cursortest.New(t)
+	published := 0
+	h.OnEvent = func(beat.Event) {
+		if published++; published%50 == 1 {
+			time.Sleep(800 * time.Millisecond) // the output is full
+		}
+	}
+	settings := simSettings(sim, "slow-output", map[string]any{"interval": "1h", "http_client_timeout": "400ms"})
+	h.Run(alertSpec.Plugin, settings, 30*time.Second, func() bool { return h.Count() >= 200 })
+	assertUnique(t, metaIDs(h.Published()))
+	if n := countRequests(sim, alertSpec.Path, ""); n != 1 {
+		t.Fatalf("%d page requests, want the one page read whole", n)
+	}
+	if h.SawStatus(status.Degraded) {
+		t.Fatalf("a slow output was reported as a failure: %+v", h.LastStatus())
+	}
+}
