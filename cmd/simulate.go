@@ -35,7 +35,10 @@ func genSimulateCmd() *cobra.Command {
 for Endpoint API, over TLS with its own CA, on 127.0.0.1) and runs every dataset against it with a
 built-in configuration, printing documents to the console until Ctrl-C or --duration. The inputs of defenderbeat.yml are
 not used. Any -E setting still applies, e.g. -E output.console.enabled=false -E output.file.path=DIR.
-With --serve-only it only serves the tenant and prints the settings to point a defenderbeat.yml at it.`,
+With --serve-only it only serves the tenant and prints the settings to point a defenderbeat.yml at it.
+--faults spoils answers on purpose to show how the inputs cope. With slowpage, for example, an alerts
+page takes 45s to arrive, longer than http_client_timeout (30s), yet never pauses for long, and it
+is read whole: http_client_timeout only counts time spent waiting on the network.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {

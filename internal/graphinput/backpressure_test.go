@@ -12,7 +12,7 @@ import (
 )
 
 // A page is streamed to the output record by record; http_client_timeout bounds the waits on the
-// network, not how long the output takes. The test polls once (interval 1h), so a page cut
+// network, not how long the output takes. Both tests poll once (interval 1h), so a page cut
 // short would leave the run without its records until the test gives up.
 
 // TestSlowOutputDoesNotCutThePage: an output that blocks again and again for longer than
@@ -34,5 +34,21 @@ func TestSlowOutputDoesNotCutThePage(t *testing.T) {
 	}
 	if h.SawStatus(status.Degraded) {
 		t.Fatalf("a slow output was reported as a failure: %+v", h.LastStatus())
+	}
+}
+
+// TestSlowPageFaultIsReadWhole: the simulator's slow-body fault (simulate --faults slowpage)
+// trickles a page in for longer than http_client_timeout, never idle that long: it is read whole.
+func TestSlowPageFaultIsReadWhole(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 42, Alerts: 50, Incidents: 1})
+	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultSlowBody, Trickle: 1500 * time.Millisecond})
+	h := cursortest.New(t)
+	settings := simSettings(sim, "slow-page", map[string]any{"interval": "1h", "http_client_timeout": "500ms"})
+	h.Run(alertSpec.Plugin, settings, 30*time.Second, func() bool { return h.Count() >= 50 })
+	if n := countRequests(sim, alertSpec.Path, ""); n != 1 {
+		t.Fatalf("%d page requests, want the slow page read whole", n)
+	}
+	if h.SawStatus(status.Degraded) {
+		t.Fatalf("a slow page was reported as a failure: %+v", h.LastStatus())
 	}
 }

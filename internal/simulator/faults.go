@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // FaultKind selects how a matching request is spoiled.
@@ -42,6 +43,11 @@ const (
 	FaultTruncatedGzip
 	// FaultBadRow serves an export file in which one line is not JSON.
 	FaultBadRow
+	// FaultSlowBody serves the real answer with its headers at once and its body in
+	// small pieces spread over Trickle (default 45s), never more than a second
+	// apart: slower in total than a client's request timeout, yet never idle. The
+	// body is held in memory meanwhile: meant for pages, not export files.
+	FaultSlowBody
 )
 
 func (k FaultKind) String() string {
@@ -68,6 +74,8 @@ func (k FaultKind) String() string {
 		return "truncated-gzip"
 	case FaultBadRow:
 		return "bad-row"
+	case FaultSlowBody:
+		return "slow-body"
 	}
 	return fmt.Sprintf("FaultKind(%d)", int(k))
 }
@@ -95,11 +103,15 @@ type Fault struct {
 	HugeBytes int
 	// Warning replaces FaultPartial's Warning header value.
 	Warning string
+	// Trickle is how long FaultSlowBody takes to send the body (default 45s).
+	Trickle time.Duration
 }
 
 const (
 	defaultHugeBytes      = 32 << 20
 	defaultPartialWarning = "Microsoft/DefenderATP/500/1234"
+	// Longer than the clients' default http_client_timeout (30s).
+	defaultTrickle = 45 * time.Second
 )
 
 type faultList struct {
@@ -166,7 +178,7 @@ func (fl *faultList) take(r *http.Request, tenant string, accept func(Fault) boo
 // those that decorate a real page need an authenticated, successful request.
 func isPreAuthFault(f Fault) bool {
 	switch f.Kind {
-	case FaultPartial, FaultForeignNextLink, FaultNoNextLink:
+	case FaultPartial, FaultForeignNextLink, FaultNoNextLink, FaultSlowBody:
 		return false
 	case FaultSASExpireMidDownload, FaultEmptyBody, FaultTruncatedGzip, FaultBadRow:
 		return false // they spoil a download whose SAS was accepted
@@ -176,7 +188,10 @@ func isPreAuthFault(f Fault) bool {
 	return true
 }
 
-func isPageFault(f Fault) bool { return !isPreAuthFault(f) && !isDownloadFault(f) }
+func isPageFault(f Fault) bool { return !isPreAuthFault(f) && !isDownloadFault(f) && !isSlowFault(f) }
+
+// isSlowFault tells the fault that slows down whatever answer its request gets.
+func isSlowFault(f Fault) bool { return f.Kind == FaultSlowBody }
 
 // isDownloadFault tells the faults that spoil an export file download.
 func isDownloadFault(f Fault) bool {
@@ -211,6 +226,8 @@ var namedFaults = map[string]struct {
 	"truncgzip":   {"one export file is a gzip stream cut before its trailer", []Fault{{Path: blobPathPrefix, Kind: FaultTruncatedGzip, Times: 1}}},
 	"badrow":      {"one export file holds a line that is not JSON", []Fault{{Path: blobPathPrefix, Kind: FaultBadRow, Times: 1}}},
 	"export429":   {"the vulnerability export call answers 429 twice with Retry-After: 1", []Fault{{Path: mdeExportPath, Status: 429, RetryAfter: "1", Times: 2}}},
+	"slowpage":    {"one alerts_v2 page trickles in over 45s (> http_client_timeout), never idle for a second", []Fault{{Path: "/v1.0/security/alerts_v2", Kind: FaultSlowBody, Times: 1}}},
+	"slowdelta":   {"one vulnerability delta page trickles in over 45s (> http_client_timeout), never idle for a second", []Fault{{Path: mdeDeltaPath, Kind: FaultSlowBody, Times: 1}}},
 }
 
 // FaultNames lists the names ParseFaults accepts with a short description each.
@@ -372,4 +389,63 @@ func writeHugeBody(w http.ResponseWriter, r *http.Request, n int) {
 		left -= len(c)
 	}
 	_, _ = io.WriteString(w, tail)
+}
+
+// trickleWriter holds back an answer's body and sends it in pieces spread over a
+// duration (FaultSlowBody). The status line and headers go out at once.
+type trickleWriter struct {
+	http.ResponseWriter
+	over        time.Duration
+	done        <-chan struct{} // the client went away
+	body        bytes.Buffer
+	wroteHeader bool
+}
+
+func (t *trickleWriter) WriteHeader(code int) {
+	if t.wroteHeader {
+		return
+	}
+	t.wroteHeader = true
+	t.ResponseWriter.WriteHeader(code)
+	if f, ok := t.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (t *trickleWriter) Write(p []byte) (int, error) {
+	t.WriteHeader(http.StatusOK)
+	return t.body.Write(p)
+}
+
+// Flush is a no-op: finish decides when bytes leave.
+func (t *trickleWriter) Flush() {}
+
+func (t *trickleWriter) finish() {
+	t.WriteHeader(http.StatusOK)
+	over := t.over
+	if over <= 0 {
+		over = defaultTrickle
+	}
+	step := min(time.Second, over/20)
+	pieces := max(int(over/step), 1)
+	body := t.body.Bytes()
+	size := max((len(body)+pieces-1)/pieces, 1)
+	flusher, _ := t.ResponseWriter.(http.Flusher)
+	for len(body) > 0 {
+		n := min(size, len(body))
+		if _, err := t.ResponseWriter.Write(body[:n]); err != nil {
+			return
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		if body = body[n:]; len(body) == 0 {
+			return
+		}
+		select {
+		case <-time.After(step):
+		case <-t.done:
+			return
+		}
+	}
 }
