@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -99,6 +100,10 @@ func NewClient(o Options, api API, log *logp.Logger, m *Metrics) (*Client, error
 		metrics: m,
 		sc:      newScrubber(o.ClientSecret, o.CertificatePassword, proxyPassword(o.ProxyURL)),
 	}
+	if o.AuthType == AuthManagedIdentity {
+		// The identity endpoints' header secrets (App Service, Service Fabric, Azure ML).
+		c.sc = newScrubber(proxyPassword(o.ProxyURL), os.Getenv("IDENTITY_HEADER"), os.Getenv("MSI_SECRET"))
+	}
 
 	apiHTTP, err := newHTTPClient(o, log, true, false)
 	if err != nil {
@@ -126,7 +131,7 @@ func NewClient(o Options, api API, log *logp.Logger, m *Metrics) (*Client, error
 	c.cred = &renewableCredential{build: credentialBuilder(o, credOpts), authType: o.AuthType, sc: c.sc}
 
 	perRetry := []policy.Policy{
-		metricsPolicy(m, log),
+		metricsPolicy(m, log, c.sc),
 		reauthPolicy(c.cred, log),
 		runtime.NewBearerTokenPolicy(c.cred, c.scopes, nil),
 	}
@@ -143,7 +148,7 @@ func NewClient(o Options, api API, log *logp.Logger, m *Metrics) (*Client, error
 	})
 
 	// Export files sit behind SAS URLs on storage hosts: no bearer token, the caller's idle timeout.
-	dlPerRetry := []policy.Policy{metricsPolicy(m, log)}
+	dlPerRetry := []policy.Policy{metricsPolicy(m, log, c.sc)}
 	if o.EnableRequestTracer {
 		dlPerRetry = append(dlPerRetry, c.tracer(false))
 	}
@@ -176,7 +181,7 @@ func (c *Client) retryOptions(tryTimeout time.Duration) policy.RetryOptions {
 }
 
 func (c *Client) tracer(logBody bool) policy.Policy {
-	return &tracerPolicy{log: c.log.Named("trace"), sc: c.sc, logBody: logBody, maxBody: 4096, tokenish: isTokenRequest}
+	return &tracerPolicy{log: c.log.Named("trace"), sc: c.sc, logBody: logBody, maxBody: 4096}
 }
 
 // newHTTPClient builds the transport in libbeat's shape (ssl, proxy_url) with per-host TLS

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -153,7 +152,7 @@ func (b *countingBody) Close() error { return b.rc.Close() }
 type callState struct{ attempts int }
 
 // metricsPolicy runs once per attempt.
-func metricsPolicy(m *Metrics, log *logp.Logger) policy.Policy {
+func metricsPolicy(m *Metrics, log *logp.Logger, sc scrubber) policy.Policy {
 	return newPolicyFunc(func(req *policy.Request) (*http.Response, error) {
 		var st *callState
 		if req.OperationValue(&st) && st != nil {
@@ -166,7 +165,8 @@ func metricsPolicy(m *Metrics, log *logp.Logger) policy.Policy {
 		resp, err := req.Next()
 		switch {
 		case err != nil:
-			log.Debugw("HTTP attempt failed", "error", err.Error())
+			// net/http quotes the whole URL, SAS signature included.
+			log.Debugw("HTTP attempt failed", "url.original", redactURL(req.Raw().URL), "error", sc.scrub(err.Error()))
 		case resp.StatusCode == http.StatusTooManyRequests:
 			m.ThrottledTotal.Inc()
 			log.Debugw("throttled by the API (HTTP 429)", "retry_after", resp.Header.Get("Retry-After"))
@@ -205,11 +205,10 @@ func reauthPolicy(cred *renewableCredential, log *logp.Logger) policy.Policy {
 
 // tracerPolicy logs every attempt at debug level with credentials redacted.
 type tracerPolicy struct {
-	log      *logp.Logger
-	sc       scrubber
-	logBody  bool
-	maxBody  int
-	tokenish func(*http.Request) bool
+	log     *logp.Logger
+	sc      scrubber
+	logBody bool
+	maxBody int
 }
 
 func (p *tracerPolicy) Do(req *policy.Request) (*http.Response, error) {
@@ -240,20 +239,13 @@ func (p *tracerPolicy) Do(req *policy.Request) (*http.Response, error) {
 	}
 	if p.logBody {
 		if b, perr := p.body(r, resp); perr == nil {
-			text := string(b)
-			if p.tokenish(r) {
-				text = redactTokenJSON(b)
-			}
+			// Any answer may be a token: managed identity endpoints have no fixed path.
+			text := redactTokenJSON(b)
 			fields = append(fields, "http.response.body.content", truncate(p.sc.scrub(text), p.maxBody))
 		}
 	}
 	p.log.Debugw("HTTP response", fields...)
 	return resp, nil
-}
-
-func isTokenRequest(r *http.Request) bool {
-	return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token") ||
-		strings.Contains(r.URL.Path, "/metadata/identity/oauth2/token")
 }
 
 // body returns what the trace shows of a response body. A streamed page is left streaming: only
