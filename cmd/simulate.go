@@ -100,7 +100,10 @@ func simulatedInputs(srv *simulator.Server) []map[string]any {
 			inputs = append(inputs, graph("defender-incident", "simulated-incidents"))
 		case "vulnerability":
 			// A full export first, then the changes the tenant makes every --change-every.
-			inputs = append(inputs, common("defender-vulnerability", "simulated-vulnerabilities"))
+			in := common("defender-vulnerability", "simulated-vulnerabilities")
+			// The simulator serves the export files itself, not from Azure Storage.
+			in["download_hosts"] = []string{srv.Hostname()}
+			inputs = append(inputs, in)
 		}
 	}
 	return inputs
@@ -168,10 +171,13 @@ func printServeOnly(cmd *cobra.Command, srv *simulator.Server) {
       request_url: %s
       ssl.certificate_authorities: [%q]
 
-  The same settings serve type defender-vulnerability (Defender for Endpoint API).
+  The same settings serve type defender-vulnerability (Defender for Endpoint API), which also
+  needs to accept the simulator as the host of the export files:
+
+      download_hosts: [%q]
 
 Ctrl-C stops it.
-`, srv.TenantID(), srv.ClientID(), srv.ClientSecret(), srv.URL(), srv.URL(), srv.CAFile())
+`, srv.TenantID(), srv.ClientID(), srv.ClientSecret(), srv.URL(), srv.URL(), srv.CAFile(), srv.Hostname())
 }
 
 func waitForSignal(duration time.Duration) {

@@ -150,6 +150,7 @@ func TestSASSignatureNeverLogged(t *testing.T) {
 		"defenderbeat.inputs": []any{
 			simInput(sim, "defender-vulnerability", "v", sim.ClientSecret(), map[string]any{
 				"enable_request_tracer": true, "mode": "export", "interval": "1h",
+				"download_hosts": []string{sim.Hostname()},
 			}),
 		},
 		"output.file": map[string]any{"path": out, "filename": "docs"},

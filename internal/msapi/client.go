@@ -105,16 +105,16 @@ func NewClient(o Options, api API, log *logp.Logger, m *Metrics) (*Client, error
 		c.sc = newScrubber(proxyPassword(o.ProxyURL), os.Getenv("IDENTITY_HEADER"), os.Getenv("MSI_SECRET"))
 	}
 
-	apiHTTP, err := newHTTPClient(o, log, true, false)
+	apiHTTP, err := newHTTPClient(o, log, true, refuseRedirects)
 	if err != nil {
 		return nil, err
 	}
-	downloadHTTP, err := newHTTPClient(o, log, true, true)
+	downloadHTTP, err := newHTTPClient(o, log, true, c.checkDownloadRedirect)
 	if err != nil {
 		return nil, err
 	}
 	// IMDS and the App Service identity endpoint are local: never through a proxy.
-	credHTTP, err := newHTTPClient(o, log, o.AuthType != AuthManagedIdentity, false)
+	credHTTP, err := newHTTPClient(o, log, o.AuthType != AuthManagedIdentity, refuseRedirects)
 	if err != nil {
 		return nil, err
 	}
@@ -185,8 +185,8 @@ func (c *Client) tracer(logBody bool) policy.Policy {
 }
 
 // newHTTPClient builds the transport in libbeat's shape (ssl, proxy_url) with per-host TLS
-// verification.
-func newHTTPClient(o Options, log *logp.Logger, useProxy, followRedirects bool) (*http.Client, error) {
+// verification. checkRedirect decides about redirects as http.Client.CheckRedirect does.
+func newHTTPClient(o Options, log *logp.Logger, useProxy bool, checkRedirect func(*http.Request, []*http.Request) error) (*http.Client, error) {
 	settings := httpcommon.HTTPTransportSettings{
 		TLS:     o.SSL,
 		Timeout: o.HTTPClientTimeout,
@@ -219,12 +219,37 @@ func newHTTPClient(o Options, log *logp.Logger, useProxy, followRedirects bool) 
 			return verify(cs)
 		}
 	}
-	client := &http.Client{Transport: rt}
-	if !followRedirects {
-		// A redirect would carry the request (and its token) to a host nobody vetted.
-		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &http.Client{Transport: rt, CheckRedirect: checkRedirect}, nil
+}
+
+// refuseRedirects hands a redirect back as the answer: following it would carry the request
+// (and its token) to a host nobody vetted.
+func refuseRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// checkDownloadRedirect follows a redirect of an export download only to an allowed host.
+func (c *Client) checkDownloadRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
 	}
-	return client, nil
+	return c.checkDownloadURL(req.URL)
+}
+
+// checkDownloadURL admits an https URL on one of download_hosts.
+func (c *Client) checkDownloadURL(u *url.URL) error {
+	if u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("download URL %s: must be an https URL", redactURL(u))
+	}
+	host := strings.ToLower(u.Hostname())
+	for _, allowed := range c.opts.DownloadHosts {
+		if suffix, ok := strings.CutPrefix(allowed, "*"); ok {
+			if strings.HasSuffix(host, suffix) && len(host) > len(suffix) {
+				return nil
+			}
+		} else if host == allowed {
+			return nil
+		}
+	}
+	return &DownloadHostError{Host: host, Allowed: c.opts.DownloadHosts}
 }
 
 func proxyPassword(raw string) string {
@@ -592,9 +617,9 @@ func redactPathOrURL(s string) string {
 }
 
 // Download opens an export file behind a SAS URL: no bearer token (the URL carries its own
-// signature, on any https host), retries on 429/5xx before the body starts, and an idle
-// timeout (http_client_timeout when idleTimeout is 0) instead of a total one. The caller
-// closes the body and applies any size cap.
+// signature), only on download_hosts (redirects included), retries on 429/5xx before the body
+// starts, and an idle timeout (http_client_timeout when idleTimeout is 0) instead of a total
+// one. The caller closes the body and applies any size cap.
 func (c *Client) Download(ctx context.Context, rawURL string, idleTimeout time.Duration) (io.ReadCloser, error) {
 	rc, err := c.openDownload(ctx, rawURL, idleTimeout)
 	if err != nil {
@@ -605,8 +630,11 @@ func (c *Client) Download(ctx context.Context, rawURL string, idleTimeout time.D
 
 func (c *Client) openDownload(ctx context.Context, rawURL string, idleTimeout time.Duration) (io.ReadCloser, error) {
 	u, err := url.Parse(rawURL)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
+	if err != nil {
 		return nil, fmt.Errorf("download URL %s: must be an https URL", redactURLString(rawURL))
+	}
+	if err := c.checkDownloadURL(u); err != nil {
+		return nil, err
 	}
 	if idleTimeout > 0 {
 		ctx = context.WithValue(ctx, idleTimeoutKey{}, idleTimeout)

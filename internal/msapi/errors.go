@@ -277,6 +277,20 @@ func (e *IdleTimeoutError) Error() string {
 }
 func (e *IdleTimeoutError) Timeout() bool { return true }
 
+// DownloadHostError refuses an export file URL (or a redirect) to a host outside download_hosts:
+// the URLs come from an API answer, and nothing but Azure Storage should be fetched on its word.
+type DownloadHostError struct {
+	Host    string
+	Allowed []string
+}
+
+func (e *DownloadHostError) Error() string {
+	return fmt.Sprintf("refusing to download from %s: export files are only read from %s (download_hosts)", e.Host, strings.Join(e.Allowed, ", "))
+}
+
+// NonRetriable tells azcore's retry policy that the same request would only be refused again.
+func (e *DownloadHostError) NonRetriable() {}
+
 // IsAuth reports whether err is an authentication or authorization failure: a failed token
 // request, or HTTP 401/403 from the API.
 func IsAuth(err error) bool {
@@ -323,6 +337,7 @@ func Explain(err error) string {
 		ae  *APIError
 		fhe *ForeignHostError
 		ite *IdleTimeoutError
+		dhe *DownloadHostError
 		uae x509.UnknownAuthorityError
 		hne x509.HostnameError
 	)
@@ -344,6 +359,8 @@ func Explain(err error) string {
 		return explainAPIError(ae)
 	case errors.Is(err, ErrBodyTooLarge):
 		return "the response is larger than max_response_bytes: raise it or lower batch_size"
+	case errors.As(err, &dhe):
+		return "an export file URL points outside the cloud's blob storage; nothing was downloaded. If the files really are served from that host, add it to download_hosts"
 	case errors.As(err, &ite):
 		return "the connection stalled: nothing arrived for the idle timeout (http_client_timeout for API calls, download_idle_timeout for export files); check proxy_url and the network"
 	case errors.As(err, &uae), errors.As(err, &hne):

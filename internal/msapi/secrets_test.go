@@ -141,6 +141,7 @@ func TestConnectionFailuresLeakNoSecrets(t *testing.T) {
 				o.HTTPClientTimeout = 300 * time.Millisecond
 				o.MaxRetries = 1
 				o.ProxyURL = proxyURL
+				o.DownloadHosts = []string{"127.0.0.1", "localhost"}
 			}
 
 			t.Run("download", func(t *testing.T) {

@@ -184,6 +184,13 @@ func (s *Server) changeLoop(every time.Duration) {
 // URL is the base of both the login authority and Graph ("https://127.0.0.1:PORT").
 func (s *Server) URL() string { return s.url }
 
+// Hostname is URL's host without the port: the host export files are served from, which a
+// client must be told to accept (download_hosts) since it is not Azure Storage.
+func (s *Server) Hostname() string {
+	host, _, _ := net.SplitHostPort(strings.TrimPrefix(s.url, "https://"))
+	return host
+}
+
 // GraphScope is the client-credentials scope for this Graph ("<URL>/.default").
 // Tokens for https://graph.microsoft.com/.default are accepted as well.
 func (s *Server) GraphScope() string { return s.url + "/.default" }
