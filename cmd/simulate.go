@@ -35,7 +35,10 @@ func genSimulateCmd() *cobra.Command {
 for Endpoint API, over TLS with its own CA, on 127.0.0.1) and runs every dataset against it with a
 built-in configuration, printing documents to the console until Ctrl-C or --duration. The inputs of defenderbeat.yml are
 not used. Any -E setting still applies, e.g. -E output.console.enabled=false -E output.file.path=DIR.
-With --serve-only it only serves the tenant and prints the settings to point a defenderbeat.yml at it.`,
+With --serve-only it only serves the tenant and prints the settings to point a defenderbeat.yml at it.
+--faults spoils answers on purpose to show how the inputs cope. With slowpage, for example, an alerts
+page takes 45s to arrive, longer than http_client_timeout (30s), yet never pauses for long, and it
+is read whole: http_client_timeout only counts time spent waiting on the network.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -97,7 +100,10 @@ func simulatedInputs(srv *simulator.Server) []map[string]any {
 			inputs = append(inputs, graph("defender-incident", "simulated-incidents"))
 		case "vulnerability":
 			// A full export first, then the changes the tenant makes every --change-every.
-			inputs = append(inputs, common("defender-vulnerability", "simulated-vulnerabilities"))
+			in := common("defender-vulnerability", "simulated-vulnerabilities")
+			// The simulator serves the export files itself, not from Azure Storage.
+			in["download_hosts"] = []string{srv.Hostname()}
+			inputs = append(inputs, in)
 		}
 	}
 	return inputs
@@ -165,10 +171,13 @@ func printServeOnly(cmd *cobra.Command, srv *simulator.Server) {
       request_url: %s
       ssl.certificate_authorities: [%q]
 
-  The same settings serve type defender-vulnerability (Defender for Endpoint API).
+  The same settings serve type defender-vulnerability (Defender for Endpoint API), which also
+  needs to accept the simulator as the host of the export files:
+
+      download_hosts: [%q]
 
 Ctrl-C stops it.
-`, srv.TenantID(), srv.ClientID(), srv.ClientSecret(), srv.URL(), srv.URL(), srv.CAFile())
+`, srv.TenantID(), srv.ClientID(), srv.ClientSecret(), srv.URL(), srv.URL(), srv.CAFile(), srv.Hostname())
 }
 
 func waitForSignal(duration time.Duration) {

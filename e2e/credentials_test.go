@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -123,6 +124,76 @@ func TestSecretNeverLogged(t *testing.T) {
 		t.Fatal("the debug log does not show the requests; the check below would prove nothing")
 	}
 	if strings.Contains(logs(), sim.ClientSecret()) {
+		t.Fatal("the client secret appears in the logs")
+	}
+}
+
+// TestSASSignatureNeverLogged runs a vulnerability export whose first downloads lose their
+// connection, with every debug selector and the request tracer on, and checks that no export
+// file's SAS signature (nor the client secret) appears in what the beat logs.
+func TestSASSignatureNeverLogged(t *testing.T) {
+	sim, err := simulator.Start(simulator.Config{Seed: 34, MDE: simulator.MDEConfig{
+		Devices: 10, SoftwarePerDevice: 2, CVEsPerSoftware: 2, Files: 2, DisableThrottling: true,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	// Both files' first downloads: the connection is closed before any answer.
+	sim.AddFault(simulator.Fault{Path: "/tvm-export/", Kind: simulator.FaultDropConnection, Times: 2})
+	rows := 0
+	for range sim.ExportRowIDs() {
+		rows++
+	}
+	out := t.TempDir()
+	cfg := writeConfig(t, map[string]any{
+		"defenderbeat.inputs": []any{
+			simInput(sim, "defender-vulnerability", "v", sim.ClientSecret(), map[string]any{
+				"enable_request_tracer": true, "mode": "export", "interval": "1h",
+				"download_hosts": []string{sim.Hostname()},
+			}),
+		},
+		"output.file": map[string]any{"path": out, "filename": "docs"},
+	})
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "beat.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	logs := func() string { raw, _ := os.ReadFile(logFile.Name()); return string(raw) }
+	cmd := exec.Command(binary, "-c", cfg, "--path.home", t.TempDir(), "-e", "-d", "*")
+	cmd.Stderr, cmd.Stdout = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Log(logs())
+		}
+	}()
+	waitFor(t, 60*time.Second, "every export row", func() bool {
+		if cmd.ProcessState != nil {
+			t.Fatalf("beat exited:\n%s", logs())
+		}
+		return len(readDocs(t, out)) >= rows
+	})
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+
+	text := logs()
+	// The check below proves something only if the logs show the failed downloads and the
+	// traced export answer, URLs included.
+	for _, want := range []string{"HTTP attempt failed", "/tvm-export/", "exportFiles", "sig=REDACTED"} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("the debug log lacks %q; the check below would prove nothing", want)
+		}
+	}
+	for _, m := range regexp.MustCompile(`(?i)sig=([^&"\s\\]*)`).FindAllStringSubmatch(text, -1) {
+		if m[1] != "REDACTED" {
+			t.Fatalf("a SAS signature appears in the logs: %s", m[0])
+		}
+	}
+	if strings.Contains(text, sim.ClientSecret()) {
 		t.Fatal("the client secret appears in the logs")
 	}
 }

@@ -318,6 +318,8 @@ func SimSettings(sim *simulator.Server, id string, extra map[string]any) map[str
 		"login_url":                   sim.URL(),
 		"request_url":                 sim.URL(),
 		"ssl.certificate_authorities": []string{sim.CAFile()},
+		// The simulator serves the export files itself, not from Azure Storage.
+		"download_hosts": []string{sim.Hostname()},
 	}
 	for k, v := range extra {
 		s[k] = v

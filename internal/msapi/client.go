@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -99,23 +100,27 @@ func NewClient(o Options, api API, log *logp.Logger, m *Metrics) (*Client, error
 		metrics: m,
 		sc:      newScrubber(o.ClientSecret, o.CertificatePassword, proxyPassword(o.ProxyURL)),
 	}
+	if o.AuthType == AuthManagedIdentity {
+		// The identity endpoints' header secrets (App Service, Service Fabric, Azure ML).
+		c.sc = newScrubber(proxyPassword(o.ProxyURL), os.Getenv("IDENTITY_HEADER"), os.Getenv("MSI_SECRET"))
+	}
 
-	apiHTTP, err := newHTTPClient(o, log, true, false)
+	apiHTTP, err := newHTTPClient(o, log, true, refuseRedirects)
 	if err != nil {
 		return nil, err
 	}
-	downloadHTTP, err := newHTTPClient(o, log, true, true)
+	downloadHTTP, err := newHTTPClient(o, log, true, c.checkDownloadRedirect)
 	if err != nil {
 		return nil, err
 	}
 	// IMDS and the App Service identity endpoint are local: never through a proxy.
-	credHTTP, err := newHTTPClient(o, log, o.AuthType != AuthManagedIdentity, false)
+	credHTTP, err := newHTTPClient(o, log, o.AuthType != AuthManagedIdentity, refuseRedirects)
 	if err != nil {
 		return nil, err
 	}
 
 	credOpts := azcore.ClientOptions{
-		Transport:       &limitedTransport{client: credHTTP, limit: maxTokenBody},
+		Transport:       &limitedTransport{client: credHTTP, limit: maxTokenBody, idle: o.HTTPClientTimeout},
 		Retry:           c.retryOptions(o.HTTPClientTimeout),
 		Telemetry:       policy.TelemetryOptions{ApplicationID: "defenderbeat"},
 		PerCallPolicies: []policy.Policy{newTokenRequestPolicy(o)},
@@ -126,26 +131,29 @@ func NewClient(o Options, api API, log *logp.Logger, m *Metrics) (*Client, error
 	c.cred = &renewableCredential{build: credentialBuilder(o, credOpts), authType: o.AuthType, sc: c.sc}
 
 	perRetry := []policy.Policy{
-		metricsPolicy(m, log),
+		metricsPolicy(m, log, c.sc),
 		reauthPolicy(c.cred, log),
 		runtime.NewBearerTokenPolicy(c.cred, c.scopes, nil),
 	}
 	if o.EnableRequestTracer {
 		perRetry = append(perRetry, c.tracer(true))
 	}
+	// No per-try total timeout: a streamed page is read as fast as its consumer goes, which under
+	// output back-pressure may be far slower than the network. The transport's idle timeout
+	// bounds every wait on the network instead.
 	c.pipeline = runtime.NewPipeline(pipelineModule, pipelineVersion, runtime.PipelineOptions{PerRetry: perRetry}, &policy.ClientOptions{
-		Transport: &limitedTransport{client: apiHTTP, limit: o.MaxResponseBytes, metrics: m},
-		Retry:     c.retryOptions(o.HTTPClientTimeout),
+		Transport: &limitedTransport{client: apiHTTP, limit: o.MaxResponseBytes, metrics: m, idle: o.HTTPClientTimeout},
+		Retry:     c.retryOptions(0),
 		Telemetry: policy.TelemetryOptions{ApplicationID: "defenderbeat"},
 	})
 
-	// Export files sit behind SAS URLs on storage hosts: no bearer token, no total timeout.
-	dlPerRetry := []policy.Policy{idlePolicy(), metricsPolicy(m, log)}
+	// Export files sit behind SAS URLs on storage hosts: no bearer token, the caller's idle timeout.
+	dlPerRetry := []policy.Policy{metricsPolicy(m, log, c.sc)}
 	if o.EnableRequestTracer {
 		dlPerRetry = append(dlPerRetry, c.tracer(false))
 	}
 	c.download = runtime.NewPipeline(pipelineModule, pipelineVersion, runtime.PipelineOptions{PerRetry: dlPerRetry}, &policy.ClientOptions{
-		Transport: &limitedTransport{client: downloadHTTP, metrics: m},
+		Transport: &limitedTransport{client: downloadHTTP, metrics: m, idle: o.HTTPClientTimeout},
 		Retry:     c.retryOptions(0),
 		Telemetry: policy.TelemetryOptions{ApplicationID: "defenderbeat"},
 	})
@@ -173,12 +181,12 @@ func (c *Client) retryOptions(tryTimeout time.Duration) policy.RetryOptions {
 }
 
 func (c *Client) tracer(logBody bool) policy.Policy {
-	return &tracerPolicy{log: c.log.Named("trace"), sc: c.sc, logBody: logBody, maxBody: 4096, tokenish: isTokenRequest}
+	return &tracerPolicy{log: c.log.Named("trace"), sc: c.sc, logBody: logBody, maxBody: 4096}
 }
 
 // newHTTPClient builds the transport in libbeat's shape (ssl, proxy_url) with per-host TLS
-// verification.
-func newHTTPClient(o Options, log *logp.Logger, useProxy, followRedirects bool) (*http.Client, error) {
+// verification. checkRedirect decides about redirects as http.Client.CheckRedirect does.
+func newHTTPClient(o Options, log *logp.Logger, useProxy bool, checkRedirect func(*http.Request, []*http.Request) error) (*http.Client, error) {
 	settings := httpcommon.HTTPTransportSettings{
 		TLS:     o.SSL,
 		Timeout: o.HTTPClientTimeout,
@@ -211,12 +219,37 @@ func newHTTPClient(o Options, log *logp.Logger, useProxy, followRedirects bool) 
 			return verify(cs)
 		}
 	}
-	client := &http.Client{Transport: rt}
-	if !followRedirects {
-		// A redirect would carry the request (and its token) to a host nobody vetted.
-		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &http.Client{Transport: rt, CheckRedirect: checkRedirect}, nil
+}
+
+// refuseRedirects hands a redirect back as the answer: following it would carry the request
+// (and its token) to a host nobody vetted.
+func refuseRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// checkDownloadRedirect follows a redirect of an export download only to an allowed host.
+func (c *Client) checkDownloadRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
 	}
-	return client, nil
+	return c.checkDownloadURL(req.URL)
+}
+
+// checkDownloadURL admits an https URL on one of download_hosts.
+func (c *Client) checkDownloadURL(u *url.URL) error {
+	if u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("download URL %s: must be an https URL", redactURL(u))
+	}
+	host := strings.ToLower(u.Hostname())
+	for _, allowed := range c.opts.DownloadHosts {
+		if suffix, ok := strings.CutPrefix(allowed, "*"); ok {
+			if strings.HasSuffix(host, suffix) && len(host) > len(suffix) {
+				return nil
+			}
+		} else if host == allowed {
+			return nil
+		}
+	}
+	return &DownloadHostError{Host: host, Allowed: c.opts.DownloadHosts}
 }
 
 func proxyPassword(raw string) string {
@@ -441,7 +474,8 @@ func (c *Client) StreamPage(ctx context.Context, pathOrURL string, query url.Val
 	info := &PageInfo{}
 	info.Partial, info.Warning = c.partial(resp, u)
 	var fnErr error
-	next, err := decodeRecords(resp.Body, c.opts.MaxResponseBytes, func(raw json.RawMessage) error {
+	body := &readErrorRecorder{r: resp.Body}
+	next, err := decodeRecords(body, c.opts.MaxResponseBytes, func(raw json.RawMessage) error {
 		if fnErr = fn(raw); fnErr != nil {
 			return fnErr
 		}
@@ -459,6 +493,11 @@ func (c *Client) StreamPage(ctx context.Context, pathOrURL string, query url.Val
 		var tooLarge *bodyTooLargeError
 		if errors.As(err, &tooLarge) {
 			return info, err
+		}
+		if body.err != nil {
+			// The connection failed, not the page: the error says which (a stall, a reset).
+			return info, fmt.Errorf("page from %s cut off after %d records: %w",
+				redactPathOrURL(pathOrURL), info.Records, c.sc.scrubErr(body.err))
 		}
 		return info, fmt.Errorf("malformed page from %s (HTTP %d, after %d records): %w",
 			redactPathOrURL(pathOrURL), resp.StatusCode, info.Records, c.sc.scrubErr(err))
@@ -548,6 +587,20 @@ func (l *recordLimiter) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// readErrorRecorder remembers the first failure to read, other than the end of the body.
+type readErrorRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErrorRecorder) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF && r.err == nil {
+		r.err = err
+	}
+	return n, err
+}
+
 // uncappedBody marks a request whose body is capped per record by StreamPage.
 type uncappedBody struct{}
 
@@ -564,8 +617,9 @@ func redactPathOrURL(s string) string {
 }
 
 // Download opens an export file behind a SAS URL: no bearer token (the URL carries its own
-// signature, on any https host), retries on 429/5xx before the body starts, and an idle timeout
-// instead of a total one. The caller closes the body and applies any size cap.
+// signature), only on download_hosts (redirects included), retries on 429/5xx before the body
+// starts, and an idle timeout (http_client_timeout when idleTimeout is 0) instead of a total
+// one. The caller closes the body and applies any size cap.
 func (c *Client) Download(ctx context.Context, rawURL string, idleTimeout time.Duration) (io.ReadCloser, error) {
 	rc, err := c.openDownload(ctx, rawURL, idleTimeout)
 	if err != nil {
@@ -576,11 +630,14 @@ func (c *Client) Download(ctx context.Context, rawURL string, idleTimeout time.D
 
 func (c *Client) openDownload(ctx context.Context, rawURL string, idleTimeout time.Duration) (io.ReadCloser, error) {
 	u, err := url.Parse(rawURL)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
+	if err != nil {
 		return nil, fmt.Errorf("download URL %s: must be an https URL", redactURLString(rawURL))
 	}
-	if idleTimeout <= 0 {
-		idleTimeout = c.opts.HTTPClientTimeout
+	if err := c.checkDownloadURL(u); err != nil {
+		return nil, err
+	}
+	if idleTimeout > 0 {
+		ctx = context.WithValue(ctx, idleTimeoutKey{}, idleTimeout)
 	}
 	req, err := runtime.NewRequest(ctx, http.MethodGet, u.String())
 	if err != nil {
@@ -588,7 +645,6 @@ func (c *Client) openDownload(ctx context.Context, rawURL string, idleTimeout ti
 	}
 	runtime.SkipBodyDownload(req)
 	req.SetOperationValue(&callState{})
-	req.SetOperationValue(idleSetting{d: idleTimeout})
 
 	resp, err := c.download.Do(req)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -172,5 +173,76 @@ func TestDownloadPausedReaderIsNotCut(t *testing.T) {
 	}
 	if got := append(first, rest...); !bytes.Equal(got, payload) {
 		t.Fatalf("read %d of %d bytes", len(got), len(payload))
+	}
+}
+
+// TestDownloadRefusesHostsOutsideCloudStorage: export file URLs come from the API's answer; only
+// the configured cloud's blob storage hosts (or download_hosts) are fetched, and the refusal
+// names the host, never the signature.
+func TestDownloadRefusesHostsOutsideCloudStorage(t *testing.T) {
+	var hits atomic.Int64
+	blob := tlsServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Write([]byte("data"))
+	}))
+	e := newEnv(t, okPage, func(o *Options) { o.DownloadHosts = nil }) // the cloud's default
+	_, err := e.client.Download(context.Background(), blob.URL+"/tvm-export/part-0.json.gz"+sasQuery, time.Second)
+	if err == nil {
+		t.Fatal("a download URL on 127.0.0.1 was fetched with the global cloud's defaults")
+	}
+	if hits.Load() != 0 {
+		t.Fatal("the refused host was contacted")
+	}
+	if !strings.Contains(err.Error(), "127.0.0.1") || !strings.Contains(err.Error(), "*.blob.core.windows.net") {
+		t.Fatalf("the error does not name the host and what is allowed: %v", err)
+	}
+	if !strings.Contains(Explain(err), "download_hosts") {
+		t.Fatalf("Explain = %q, want the option that allows a host", Explain(err))
+	}
+	assertNoSecrets(t, err.Error(), Explain(err), allLogText(e.logs))
+}
+
+// TestDownloadRefusesRedirectToOtherHost: a storage host that redirects elsewhere is not
+// followed; a redirect within the allowed hosts is.
+func TestDownloadRefusesRedirectToOtherHost(t *testing.T) {
+	var elsewhere atomic.Int64
+	other := tlsServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("other")) }))
+	other.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			elsewhere.Add(1)
+		}
+	}
+	otherURL := strings.Replace(other.URL, "127.0.0.1", "localhost", 1)
+	blob := tlsServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/away":
+			http.Redirect(w, r, otherURL+"/f"+sasQuery, http.StatusFound)
+		case "/moved":
+			http.Redirect(w, r, "/here"+sasQuery, http.StatusFound)
+		default:
+			w.Write([]byte("here"))
+		}
+	}))
+	e := newEnv(t, okPage, func(o *Options) { o.DownloadHosts = []string{"127.0.0.1"} })
+
+	_, err := e.client.Download(context.Background(), blob.URL+"/away"+sasQuery, time.Second)
+	if err == nil {
+		t.Fatal("a redirect to another host was followed")
+	}
+	if elsewhere.Load() != 0 {
+		t.Fatal("the redirect's host was contacted")
+	}
+	if !strings.Contains(err.Error(), "localhost") {
+		t.Fatalf("the error does not name the refused host: %v", err)
+	}
+	assertNoSecrets(t, err.Error(), Explain(err), allLogText(e.logs))
+
+	rc, err := e.client.Download(context.Background(), blob.URL+"/moved"+sasQuery, time.Second)
+	if err != nil {
+		t.Fatalf("a redirect on an allowed host: %v", err)
+	}
+	defer rc.Close()
+	if got, _ := io.ReadAll(rc); string(got) != "here" {
+		t.Fatalf("got %q", got)
 	}
 }

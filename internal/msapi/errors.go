@@ -268,13 +268,28 @@ func (e *bodyTooLargeError) Unwrap() error { return ErrBodyTooLarge }
 // NonRetriable tells azcore's retry policy that the same request would only fail again.
 func (e *bodyTooLargeError) NonRetriable() {}
 
-// IdleTimeoutError aborts a download that made no progress for the idle timeout.
+// IdleTimeoutError aborts an attempt that waited on the network for the idle timeout without
+// receiving anything: no answer to the request, or a body that stopped arriving.
 type IdleTimeoutError struct{ Idle time.Duration }
 
 func (e *IdleTimeoutError) Error() string {
-	return fmt.Sprintf("download stalled: no data received for %v", e.Idle)
+	return fmt.Sprintf("connection stalled: no data received for %v", e.Idle)
 }
 func (e *IdleTimeoutError) Timeout() bool { return true }
+
+// DownloadHostError refuses an export file URL (or a redirect) to a host outside download_hosts:
+// the URLs come from an API answer, and nothing but Azure Storage should be fetched on its word.
+type DownloadHostError struct {
+	Host    string
+	Allowed []string
+}
+
+func (e *DownloadHostError) Error() string {
+	return fmt.Sprintf("refusing to download from %s: export files are only read from %s (download_hosts)", e.Host, strings.Join(e.Allowed, ", "))
+}
+
+// NonRetriable tells azcore's retry policy that the same request would only be refused again.
+func (e *DownloadHostError) NonRetriable() {}
 
 // IsAuth reports whether err is an authentication or authorization failure: a failed token
 // request, or HTTP 401/403 from the API.
@@ -322,6 +337,7 @@ func Explain(err error) string {
 		ae  *APIError
 		fhe *ForeignHostError
 		ite *IdleTimeoutError
+		dhe *DownloadHostError
 		uae x509.UnknownAuthorityError
 		hne x509.HostnameError
 	)
@@ -343,8 +359,10 @@ func Explain(err error) string {
 		return explainAPIError(ae)
 	case errors.Is(err, ErrBodyTooLarge):
 		return "the response is larger than max_response_bytes: raise it or lower batch_size"
+	case errors.As(err, &dhe):
+		return "an export file URL points outside the cloud's blob storage; nothing was downloaded. If the files really are served from that host, add it to download_hosts"
 	case errors.As(err, &ite):
-		return "the download stalled; it is retried at the next interval (check proxy_url and network)"
+		return "the connection stalled: nothing arrived for the idle timeout (http_client_timeout for API calls, download_idle_timeout for export files); check proxy_url and the network"
 	case errors.As(err, &uae), errors.As(err, &hne):
 		return "the server's TLS certificate is not trusted for this host: add its CA to ssl.certificate_authorities"
 	case errors.Is(err, context.DeadlineExceeded):

@@ -169,6 +169,7 @@ func baseOptions(login, requestURL, ca string) Options {
 	o.SSL = &tlscommon.Config{CAs: []string{ca}}
 	o.EnableRequestTracer = true
 	o.SetRetryBackoff(10*time.Millisecond, 5*time.Second)
+	o.DownloadHosts = []string{"127.0.0.1"} // httptest servers
 	return o
 }
 

@@ -64,6 +64,8 @@ type cloudEndpoints struct {
 	graph    string
 	mde      string
 	mdeScope string
+	// Blob storage hosts the export files' SAS URLs may point at ("*." matches any account).
+	storage []string
 }
 
 // Sources: Graph national-cloud deployments and the Defender for Endpoint US Government pages
@@ -74,26 +76,37 @@ var clouds = map[string]cloudEndpoints{
 		graph:    "https://graph.microsoft.com",
 		mde:      "https://api.security.microsoft.com",
 		mdeScope: "https://securitycenter.onmicrosoft.com/windowsatpservice/.default",
+		storage:  []string{commercialBlobHosts},
 	},
 	CloudGCC: {
 		login:    "https://login.microsoftonline.com",
 		graph:    "https://graph.microsoft.com",
 		mde:      "https://api-gcc.securitycenter.microsoft.us",
 		mdeScope: "https://api-gcc.securitycenter.microsoft.us/.default",
+		// GCC's Defender for Endpoint API is a US Government host while GCC tenants otherwise
+		// live in the commercial cloud: Microsoft does not say which storage serves its exports.
+		storage: []string{commercialBlobHosts, governmentBlobHosts},
 	},
 	CloudGCCHigh: {
 		login:    "https://login.microsoftonline.us",
 		graph:    "https://graph.microsoft.us",
 		mde:      "https://api-gov.securitycenter.microsoft.us",
 		mdeScope: "https://api-gov.securitycenter.microsoft.us/.default",
+		storage:  []string{governmentBlobHosts},
 	},
 	CloudDoD: {
 		login:    "https://login.microsoftonline.us",
 		graph:    "https://dod-graph.microsoft.us",
 		mde:      "https://api-gov.securitycenter.microsoft.us",
 		mdeScope: "https://api-gov.securitycenter.microsoft.us/.default",
+		storage:  []string{governmentBlobHosts},
 	},
 }
+
+const (
+	commercialBlobHosts = "*.blob.core.windows.net"
+	governmentBlobHosts = "*.blob.core.usgovcloudapi.net"
+)
 
 // Microsoft's own authority hosts know their instance metadata; anything else (a simulator, a
 // private proxy) would make MSAL ask login.microsoftonline.com about it and fail.
@@ -141,6 +154,9 @@ type Options struct {
 	EnableRequestTracer bool              `config:"enable_request_tracer"`
 	MaxRetries          int               `config:"max_retries"`
 	MaxResponseBytes    int64             `config:"max_response_bytes"`
+	// DownloadHosts are the hosts export files may be downloaded from: names, or "*.suffix" for
+	// any name below suffix. Empty: the configured cloud's blob storage hosts.
+	DownloadHosts []string `config:"download_hosts"`
 
 	// Backoff base and ceiling; not user options, tests shrink them.
 	retryDelay    time.Duration
@@ -217,6 +233,7 @@ func (o *Options) Resolve(api API) []error {
 	if o.MaxResponseBytes <= 0 {
 		fail("max_response_bytes", "must be a positive number of bytes, got %d", o.MaxResponseBytes)
 	}
+	o.resolveDownloadHosts(endpoints, fail)
 	if o.ProxyURL != "" {
 		if _, err := httpcommon.NewProxyURIFromString(o.ProxyURL); err != nil {
 			fail("proxy_url", "must be an http, https or socks5 URL: %v", redactErr(err, o.ProxyURL))
@@ -410,6 +427,21 @@ func (o *Options) resolveRequestURL(api API, endpoints cloudEndpoints, fail func
 	}
 	if o.AuthType == AuthManagedIdentity && len(o.TokenScopes) != 1 {
 		fail("token_scopes", "managed identity accepts exactly one scope, got %d", len(o.TokenScopes))
+	}
+}
+
+func (o *Options) resolveDownloadHosts(endpoints cloudEndpoints, fail func(string, string, ...any)) {
+	if len(o.DownloadHosts) == 0 {
+		o.DownloadHosts = append([]string(nil), endpoints.storage...)
+		return
+	}
+	for i, h := range o.DownloadHosts {
+		h = strings.ToLower(strings.TrimSpace(h))
+		o.DownloadHosts[i] = h
+		name := strings.TrimPrefix(h, "*.")
+		if name == "" || strings.ContainsAny(name, "*/:@?#[] ") || strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") {
+			fail("download_hosts", "entry %q must be a host name such as %s or a pattern such as %s (no scheme, port or path)", h, "myaccount.blob.core.windows.net", commercialBlobHosts)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package msapi
 
 import (
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -206,5 +207,60 @@ func TestUnpackFromConfig(t *testing.T) {
 	}
 	if o.retryDelay != defaultRetryDelay {
 		t.Fatal("unpacking lost the internal retry defaults")
+	}
+}
+
+// TestDownloadHostsPerCloud: export files are fetched only from the configured cloud's blob
+// storage unless download_hosts says otherwise; a pattern matches names below it, nothing more.
+func TestDownloadHostsPerCloud(t *testing.T) {
+	cases := []struct {
+		cloud    string
+		hosts    []string
+		allowed  []string
+		refused  []string
+		resolved []string
+	}{
+		{cloud: "global",
+			allowed:  []string{"tvmexportstrstgeus.blob.core.windows.net", "X.Blob.Core.Windows.Net"},
+			refused:  []string{"blob.core.windows.net", "evilblob.core.windows.net", "a.blob.core.windows.net.evil.test", "a.blob.core.usgovcloudapi.net", "127.0.0.1"},
+			resolved: []string{"*.blob.core.windows.net"}},
+		{cloud: "gcc",
+			allowed:  []string{"a.blob.core.windows.net", "a.blob.core.usgovcloudapi.net"},
+			refused:  []string{"a.blob.core.chinacloudapi.cn"},
+			resolved: []string{"*.blob.core.windows.net", "*.blob.core.usgovcloudapi.net"}},
+		{cloud: "gcc-high", allowed: []string{"a.blob.core.usgovcloudapi.net"}, refused: []string{"a.blob.core.windows.net"}},
+		{cloud: "dod", allowed: []string{"a.blob.core.usgovcloudapi.net"}, refused: []string{"a.blob.core.windows.net"}},
+		{cloud: "global", hosts: []string{" 127.0.0.1 ", "Files.Example.Test"},
+			allowed:  []string{"127.0.0.1", "files.example.test"},
+			refused:  []string{"a.blob.core.windows.net", "x.files.example.test"},
+			resolved: []string{"127.0.0.1", "files.example.test"}},
+	}
+	for _, c := range cases {
+		t.Run(c.cloud+strings.Join(c.hosts, ","), func(t *testing.T) {
+			o := resolved(t, DefenderForEndpoint, func(o *Options) { o.Cloud, o.DownloadHosts = c.cloud, c.hosts })
+			if c.resolved != nil && !slices.Equal(o.DownloadHosts, c.resolved) {
+				t.Fatalf("download_hosts resolved to %v, want %v", o.DownloadHosts, c.resolved)
+			}
+			client := &Client{opts: o}
+			for _, h := range c.allowed {
+				if err := client.checkDownloadURL(&url.URL{Scheme: "https", Host: h + ":443", Path: "/f"}); err != nil {
+					t.Errorf("%s refused: %v", h, err)
+				}
+			}
+			for _, h := range c.refused {
+				if err := client.checkDownloadURL(&url.URL{Scheme: "https", Host: h, Path: "/f"}); err == nil {
+					t.Errorf("%s allowed", h)
+				}
+			}
+		})
+	}
+	for _, bad := range []string{"https://a.blob.core.windows.net", "a.example.test:443", "*", "a/b", "*.", "a*.example.test"} {
+		o := DefaultOptions()
+		o.TenantID, o.ClientID, o.ClientSecret = testTenant, testClient, testSecret
+		o.DownloadHosts = []string{bad}
+		errs := o.Resolve(DefenderForEndpoint)
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "download_hosts") {
+			t.Errorf("download_hosts %q: %v, want one error naming the option", bad, errs)
+		}
 	}
 }

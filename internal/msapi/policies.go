@@ -1,13 +1,13 @@
 package msapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,34 +16,99 @@ import (
 	"github.com/elastic/elastic-agent-libs/logp"
 )
 
-// limitedTransport counts response bytes and enforces the body cap where the body is read, so
-// that azcore's body download inside the retry loop stops at the cap instead of buffering an
-// arbitrarily large answer.
+// limitedTransport counts response bytes, enforces the body cap where the body is read (so that
+// azcore's body download inside the retry loop stops at the cap instead of buffering an
+// arbitrarily large answer) and enforces the idle timeout.
+//
+// The idle timeout is the only clock on an attempt. It runs while the request waits for its
+// answer (connecting, sending, waiting for the headers) and then only while the reader waits
+// for body bytes inside Read: a body whose reader is held back by its output or by enrichment
+// lookups is never cut, however long it takes, but a connection that stops delivering is.
 type limitedTransport struct {
 	client  *http.Client
 	limit   int64 // 0: no cap
 	metrics *Metrics
+	idle    time.Duration // default idle timeout; a request's context may carry its own
 }
 
+// idleTimeoutKey is a context key for a per-call idle timeout (export downloads have their own).
+type idleTimeoutKey struct{}
+
 func (t *limitedTransport) Do(r *http.Request) (*http.Response, error) {
-	resp, err := t.client.Do(r)
+	idle := t.idle
+	if idle <= 0 {
+		idle = DefaultHTTPClientTimeout
+	}
+	if d, ok := r.Context().Value(idleTimeoutKey{}).(time.Duration); ok && d > 0 {
+		idle = d
+	}
+	ctx, cancel := context.WithCancelCause(r.Context())
+	timer := time.AfterFunc(idle, func() { cancel(errIdle) })
+	resp, err := t.client.Do(r.WithContext(ctx))
+	timer.Stop()
 	if err != nil {
-		if isCertificateError(err) {
+		stalled := errors.Is(context.Cause(ctx), errIdle)
+		cancel(nil)
+		switch {
+		case stalled:
+			return nil, &IdleTimeoutError{Idle: idle}
+		case isCertificateError(err):
 			// Retrying cannot make an untrusted certificate trusted.
 			return nil, &nonRetriableError{err}
 		}
 		return nil, err
 	}
 	limit := t.limit
-	if r.Context().Value(uncappedBody{}) != nil {
+	if r.Context().Value(uncappedBody{}) != nil && resp.StatusCode < 400 {
+		// Streamed pages are capped per record by StreamPage; error answers are read whole.
 		limit = 0
 	}
 	if limit > 0 && resp.ContentLength > limit {
 		resp.Body.Close()
+		cancel(nil)
 		return nil, &bodyTooLargeError{limit: limit}
 	}
-	resp.Body = &countingBody{rc: resp.Body, limit: limit, metrics: t.metrics}
+	resp.Body = &idleBody{
+		rc:     &countingBody{rc: resp.Body, limit: limit, metrics: t.metrics},
+		timer:  timer,
+		idle:   idle,
+		ctx:    ctx,
+		cancel: cancel,
+	}
 	return resp, nil
+}
+
+var errIdle = errors.New("idle timeout")
+
+// idleBody runs the idle timer only inside Read, and reports a read cut by it as such.
+type idleBody struct {
+	rc     io.ReadCloser
+	timer  *time.Timer
+	idle   time.Duration
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	once   sync.Once
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	b.timer.Reset(b.idle)
+	n, err := b.rc.Read(p)
+	b.timer.Stop()
+	// After the idle abort even io.EOF is suspect (net/http can report a cut connection as a
+	// clean end): a truncated body must never pass for a complete one.
+	if err != nil && errors.Is(context.Cause(b.ctx), errIdle) {
+		return n, &IdleTimeoutError{Idle: b.idle}
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	err := b.rc.Close()
+	b.once.Do(func() {
+		b.timer.Stop()
+		b.cancel(nil)
+	})
+	return err
 }
 
 func isCertificateError(err error) bool {
@@ -87,7 +152,7 @@ func (b *countingBody) Close() error { return b.rc.Close() }
 type callState struct{ attempts int }
 
 // metricsPolicy runs once per attempt.
-func metricsPolicy(m *Metrics, log *logp.Logger) policy.Policy {
+func metricsPolicy(m *Metrics, log *logp.Logger, sc scrubber) policy.Policy {
 	return newPolicyFunc(func(req *policy.Request) (*http.Response, error) {
 		var st *callState
 		if req.OperationValue(&st) && st != nil {
@@ -100,7 +165,8 @@ func metricsPolicy(m *Metrics, log *logp.Logger) policy.Policy {
 		resp, err := req.Next()
 		switch {
 		case err != nil:
-			log.Debugw("HTTP attempt failed", "error", err.Error())
+			// net/http quotes the whole URL, SAS signature included.
+			log.Debugw("HTTP attempt failed", "url.original", redactURL(req.Raw().URL), "error", sc.scrub(err.Error()))
 		case resp.StatusCode == http.StatusTooManyRequests:
 			m.ThrottledTotal.Inc()
 			log.Debugw("throttled by the API (HTTP 429)", "retry_after", resp.Header.Get("Retry-After"))
@@ -139,11 +205,10 @@ func reauthPolicy(cred *renewableCredential, log *logp.Logger) policy.Policy {
 
 // tracerPolicy logs every attempt at debug level with credentials redacted.
 type tracerPolicy struct {
-	log      *logp.Logger
-	sc       scrubber
-	logBody  bool
-	maxBody  int
-	tokenish func(*http.Request) bool
+	log     *logp.Logger
+	sc      scrubber
+	logBody bool
+	maxBody int
 }
 
 func (p *tracerPolicy) Do(req *policy.Request) (*http.Response, error) {
@@ -173,11 +238,9 @@ func (p *tracerPolicy) Do(req *policy.Request) (*http.Response, error) {
 		"event.duration", time.Since(start).Nanoseconds(),
 	}
 	if p.logBody {
-		if b, perr := runtime.Payload(resp); perr == nil {
-			text := string(b)
-			if p.tokenish(r) {
-				text = redactTokenJSON(b)
-			}
+		if b, perr := p.body(r, resp); perr == nil {
+			// Any answer may be a token: managed identity endpoints have no fixed path.
+			text := redactTokenJSON(b)
 			fields = append(fields, "http.response.body.content", truncate(p.sc.scrub(text), p.maxBody))
 		}
 	}
@@ -185,71 +248,21 @@ func (p *tracerPolicy) Do(req *policy.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-var errIdle = errors.New("idle timeout")
-
-type idleSetting struct{ d time.Duration }
-
-// idlePolicy aborts an attempt that receives nothing for the idle timeout: while waiting for the
-// headers, and within each Read of the body.
-// Downloads have no total timeout: an export file may legitimately take long, but a stalled
-// connection must not hang the input.
-func idlePolicy() policy.Policy {
-	return newPolicyFunc(func(req *policy.Request) (*http.Response, error) {
-		var it idleSetting
-		if !req.OperationValue(&it) || it.d <= 0 {
-			return req.Next()
-		}
-		ctx, cancel := context.WithCancelCause(req.Raw().Context())
-		timer := time.AfterFunc(it.d, func() { cancel(errIdle) })
-		resp, err := req.WithContext(ctx).Next()
-		if err != nil {
-			timer.Stop()
-			cause := context.Cause(ctx)
-			cancel(nil)
-			if errors.Is(cause, errIdle) {
-				return nil, &IdleTimeoutError{Idle: it.d}
-			}
-			return nil, err
-		}
-		// From here the clock runs only while the caller waits in Read: a caller held back by
-		// its output must not lose a healthy download.
-		timer.Stop()
-		resp.Body = &idleBody{rc: resp.Body, timer: timer, idle: it.d, ctx: ctx, cancel: cancel}
-		return resp, nil
-	})
-}
-
-type idleBody struct {
-	rc     io.ReadCloser
-	timer  *time.Timer
-	idle   time.Duration
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	once   sync.Once
-}
-
-func (b *idleBody) Read(p []byte) (int, error) {
-	b.timer.Reset(b.idle)
-	n, err := b.rc.Read(p)
-	b.timer.Stop()
-	// After the idle abort even io.EOF is suspect (net/http can report a cut connection as a
-	// clean end): a truncated export file must never pass for a complete one.
-	if err != nil && errors.Is(context.Cause(b.ctx), errIdle) {
-		return n, &IdleTimeoutError{Idle: b.idle}
+// body returns what the trace shows of a response body. A streamed page is left streaming: only
+// its beginning is read ahead and put back in front of the rest (a read error stays for the
+// reader to meet, as net/http's bodies repeat it).
+func (p *tracerPolicy) body(r *http.Request, resp *http.Response) ([]byte, error) {
+	if r.Context().Value(uncappedBody{}) == nil {
+		return runtime.Payload(resp)
 	}
-	return n, err
+	head := make([]byte, p.maxBody+1)
+	n, _ := io.ReadFull(resp.Body, head)
+	head = head[:n]
+	resp.Body = &prefixedBody{Reader: io.MultiReader(bytes.NewReader(head), resp.Body), Closer: resp.Body}
+	return head, nil
 }
 
-func (b *idleBody) Close() error {
-	err := b.rc.Close()
-	b.once.Do(func() {
-		b.timer.Stop()
-		b.cancel(nil)
-	})
-	return err
-}
-
-func isTokenRequest(r *http.Request) bool {
-	return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token") ||
-		strings.Contains(r.URL.Path, "/metadata/identity/oauth2/token")
+type prefixedBody struct {
+	io.Reader
+	io.Closer
 }

@@ -18,7 +18,17 @@ var sensitiveQuery = []string{"sig", "signature", "code", "token", "access_token
 // Form fields of token requests and JSON fields of token responses.
 var sensitiveForm = []string{"client_secret", "client_assertion", "assertion", "password", "refresh_token", "code", "access_token", "id_token"}
 
-var sensitiveHeaders = []string{"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key", "ocp-apim-subscription-key"}
+// Request and response headers whose value is a credential. Managed identity endpoints take one:
+// X-IDENTITY-HEADER (App Service) and secret (Service Fabric, Azure Machine Learning).
+var sensitiveHeaders = []string{"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key", "ocp-apim-subscription-key", "x-identity-header", "secret"}
+
+// Credentials inside free text that quotes a URL (net/http errors, JSON answers listing SAS URLs,
+// Location headers): a sensitive query parameter, its separator possibly JSON-escaped, and the
+// password of a URL's user info.
+var (
+	sensitiveQueryInText = regexp.MustCompile(`(?i)(?:[?&;]|\\u0026)(?:` + strings.Join(sensitiveQuery, "|") + `)=[^&;\s"'<>\\]+`)
+	userPasswordInText   = regexp.MustCompile(`(?i)(\b[a-z][a-z0-9+.-]*://[^/?#\s"'<>@:]*:)[^/?#\s"'<>@]+@`)
+)
 
 var tokenJSONField = regexp.MustCompile(`("(?:access_token|refresh_token|id_token|client_secret|client_assertion)"\s*:\s*")[^"]*(")`)
 
@@ -70,7 +80,7 @@ func redactHeaders(h http.Header) string {
 		if slices.Contains(sensitiveHeaders, strings.ToLower(k)) {
 			b.WriteString(redacted)
 		} else {
-			b.WriteString(strings.Join(h[k], ", "))
+			b.WriteString(redactText(strings.Join(h[k], ", ")))
 		}
 	}
 	return b.String()
@@ -93,8 +103,22 @@ func redactTokenJSON(body []byte) string {
 	return tokenJSONField.ReplaceAllString(string(body), "${1}"+redacted+"${2}")
 }
 
-// scrubber removes configured secrets from any text that may echo them (server error bodies,
-// library errors), as a last line of defence behind the field-level redaction.
+// redactText redacts the credentials of every URL quoted in text.
+func redactText(text string) string {
+	text = sensitiveQueryInText.ReplaceAllStringFunc(text, func(param string) string {
+		name, value, _ := strings.Cut(param, "=")
+		if strings.HasPrefix(value, redacted) {
+			// Already redacted (redactURL): leave the text, and so an error's chain, unchanged.
+			return param
+		}
+		return name + "=" + redacted
+	})
+	return userPasswordInText.ReplaceAllString(text, "${1}"+redacted+"@")
+}
+
+// scrubber removes configured secrets, and the credentials of any URL, from text that may
+// echo them (server error bodies, library errors, traced bodies), as a last line of defence
+// behind the field-level redaction.
 type scrubber struct{ secrets []string }
 
 func newScrubber(secrets ...string) scrubber {
@@ -112,7 +136,7 @@ func (s scrubber) scrub(text string) string {
 	for _, v := range s.secrets {
 		text = strings.ReplaceAll(text, v, redacted)
 	}
-	return text
+	return redactText(text)
 }
 
 // scrubErr drops the error chain when the message had to be scrubbed: the wrapped errors still

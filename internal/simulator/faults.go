@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // FaultKind selects how a matching request is spoiled.
@@ -51,6 +52,11 @@ const (
 	// a bulk update in the Defender portal does. More records on one instant
 	// than Graph's $skip limit (500) plus a page cannot be paged by timestamp.
 	FaultCrowdedTimestamp
+	// FaultSlowBody serves the real answer with its headers at once and its body in
+	// small pieces spread over Trickle (default 45s), never more than a second
+	// apart: slower in total than a client's request timeout, yet never idle. The
+	// body is held in memory meanwhile: meant for pages, not export files.
+	FaultSlowBody
 )
 
 func (k FaultKind) String() string {
@@ -81,6 +87,8 @@ func (k FaultKind) String() string {
 		return "cut-page"
 	case FaultCrowdedTimestamp:
 		return "crowded-timestamp"
+	case FaultSlowBody:
+		return "slow-body"
 	}
 	return fmt.Sprintf("FaultKind(%d)", int(k))
 }
@@ -110,12 +118,16 @@ type Fault struct {
 	Warning string
 	// Records is how many alerts FaultCrowdedTimestamp adds (default 2000).
 	Records int
+	// Trickle is how long FaultSlowBody takes to send the body (default 45s).
+	Trickle time.Duration
 }
 
 const (
 	defaultHugeBytes      = 32 << 20
 	defaultPartialWarning = "Microsoft/DefenderATP/500/1234"
 	defaultCrowdedRecords = 2000
+	// Longer than the clients' default http_client_timeout (30s).
+	defaultTrickle = 45 * time.Second
 )
 
 type faultList struct {
@@ -182,7 +194,7 @@ func (fl *faultList) take(r *http.Request, tenant string, accept func(Fault) boo
 // those that decorate a real page need an authenticated, successful request.
 func isPreAuthFault(f Fault) bool {
 	switch f.Kind {
-	case FaultPartial, FaultForeignNextLink, FaultNoNextLink, FaultCutPage:
+	case FaultPartial, FaultForeignNextLink, FaultNoNextLink, FaultCutPage, FaultSlowBody:
 		return false
 	case FaultSASExpireMidDownload, FaultEmptyBody, FaultTruncatedGzip, FaultBadRow:
 		return false // they spoil a download whose SAS was accepted
@@ -192,7 +204,10 @@ func isPreAuthFault(f Fault) bool {
 	return true
 }
 
-func isPageFault(f Fault) bool { return !isPreAuthFault(f) && !isDownloadFault(f) }
+func isPageFault(f Fault) bool { return !isPreAuthFault(f) && !isDownloadFault(f) && !isSlowFault(f) }
+
+// isSlowFault tells the fault that slows down whatever answer its request gets.
+func isSlowFault(f Fault) bool { return f.Kind == FaultSlowBody }
 
 // isDownloadFault tells the faults that spoil an export file download.
 func isDownloadFault(f Fault) bool {
@@ -237,6 +252,8 @@ var namedFaults = map[string]struct {
 	"badrow":    {"one export file holds a line that is not JSON", []Fault{{Path: blobPathPrefix, Kind: FaultBadRow, Times: 1}}},
 	"export429": {"the vulnerability export call answers 429 twice with Retry-After: 1", []Fault{{Path: mdeExportPath, Status: 429, RetryAfter: "1", Times: 2}}},
 	"deltacut":  {"one vulnerability delta page is cut halfway (connection closed mid-body)", []Fault{{Path: mdeDeltaPath, Kind: FaultCutPage, Times: 1}}},
+	"slowpage":  {"one alerts_v2 page trickles in over 45s (> http_client_timeout), never idle for a second", []Fault{{Path: "/v1.0/security/alerts_v2", Kind: FaultSlowBody, Times: 1}}},
+	"slowdelta": {"one vulnerability delta page trickles in over 45s (> http_client_timeout), never idle for a second", []Fault{{Path: mdeDeltaPath, Kind: FaultSlowBody, Times: 1}}},
 }
 
 // FaultNames lists the names ParseFaults accepts with a short description each.
@@ -398,4 +415,63 @@ func writeHugeBody(w http.ResponseWriter, r *http.Request, n int) {
 		left -= len(c)
 	}
 	_, _ = io.WriteString(w, tail)
+}
+
+// trickleWriter holds back an answer's body and sends it in pieces spread over a
+// duration (FaultSlowBody). The status line and headers go out at once.
+type trickleWriter struct {
+	http.ResponseWriter
+	over        time.Duration
+	done        <-chan struct{} // the client went away
+	body        bytes.Buffer
+	wroteHeader bool
+}
+
+func (t *trickleWriter) WriteHeader(code int) {
+	if t.wroteHeader {
+		return
+	}
+	t.wroteHeader = true
+	t.ResponseWriter.WriteHeader(code)
+	if f, ok := t.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (t *trickleWriter) Write(p []byte) (int, error) {
+	t.WriteHeader(http.StatusOK)
+	return t.body.Write(p)
+}
+
+// Flush is a no-op: finish decides when bytes leave.
+func (t *trickleWriter) Flush() {}
+
+func (t *trickleWriter) finish() {
+	t.WriteHeader(http.StatusOK)
+	over := t.over
+	if over <= 0 {
+		over = defaultTrickle
+	}
+	step := min(time.Second, over/20)
+	pieces := max(int(over/step), 1)
+	body := t.body.Bytes()
+	size := max((len(body)+pieces-1)/pieces, 1)
+	flusher, _ := t.ResponseWriter.(http.Flusher)
+	for len(body) > 0 {
+		n := min(size, len(body))
+		if _, err := t.ResponseWriter.Write(body[:n]); err != nil {
+			return
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		if body = body[n:]; len(body) == 0 {
+			return
+		}
+		select {
+		case <-time.After(step):
+		case <-t.done:
+			return
+		}
+	}
 }

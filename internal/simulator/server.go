@@ -189,6 +189,13 @@ func (s *Server) changeLoop(every time.Duration) {
 // URL is the base of both the login authority and Graph ("https://127.0.0.1:PORT").
 func (s *Server) URL() string { return s.url }
 
+// Hostname is URL's host without the port: the host export files are served from, which a
+// client must be told to accept (download_hosts) since it is not Azure Storage.
+func (s *Server) Hostname() string {
+	host, _, _ := net.SplitHostPort(strings.TrimPrefix(s.url, "https://"))
+	return host
+}
+
 // GraphScope is the client-credentials scope for this Graph ("<URL>/.default").
 // Tokens for https://graph.microsoft.com/.default are accepted as well.
 func (s *Server) GraphScope() string { return s.url + "/.default" }
@@ -312,22 +319,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveFault(sw, r, f)
 		return
 	}
+	var out http.ResponseWriter = sw
+	if f, ok := s.faults.take(r, s.tenantID, isSlowFault); ok {
+		tw := &trickleWriter{ResponseWriter: sw, over: f.Trickle, done: r.Context().Done()}
+		defer tw.finish()
+		out = tw
+	}
 	path := r.URL.Path
 	switch {
 	case strings.HasPrefix(path, "/v1.0/") || strings.HasPrefix(path, "/beta/"):
-		s.serveGraph(sw, r)
+		s.serveGraph(out, r)
 	case isMDEPath(path):
-		s.serveMDE(sw, r)
+		s.serveMDE(out, r)
 	case isBlobPath(path):
-		s.serveBlob(sw, r)
+		s.serveBlob(out, r)
 	case path == "/common/discovery/instance":
-		s.serveInstanceDiscovery(sw, r)
+		s.serveInstanceDiscovery(out, r)
 	case strings.HasSuffix(path, "/v2.0/.well-known/openid-configuration"):
-		s.serveOpenIDConfiguration(sw, r)
+		s.serveOpenIDConfiguration(out, r)
 	case strings.HasSuffix(path, "/oauth2/v2.0/token"):
-		s.serveToken(sw, r)
+		s.serveToken(out, r)
 	default:
-		writeGraphError(sw, r, http.StatusNotFound, "NotFound", fmt.Sprintf("Resource not found for the segment '%s'.", strings.Trim(path, "/")))
+		writeGraphError(out, r, http.StatusNotFound, "NotFound", fmt.Sprintf("Resource not found for the segment '%s'.", strings.Trim(path, "/")))
 	}
 }
 

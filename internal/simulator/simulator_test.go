@@ -747,6 +747,50 @@ func TestFaults(t *testing.T) {
 			t.Fatalf("after the cut: %d", g.status)
 		}
 	})
+	t.Run("slow body", func(t *testing.T) {
+		s.AddFault(simulator.Fault{Path: "/v1.0/security/alerts_v2", Kind: simulator.FaultSlowBody, Trickle: 600 * time.Millisecond})
+		req, _ := http.NewRequest(http.MethodGet, alerts, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		start := time.Now()
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body []byte
+		var pieces int
+		var longestGap time.Duration
+		last := time.Now()
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := resp.Body.Read(buf)
+			if n > 0 {
+				pieces++
+				longestGap = max(longestGap, time.Since(last))
+				last = time.Now()
+				body = append(body, buf[:n]...)
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		var page struct{ Value []any }
+		if resp.StatusCode != 200 || json.Unmarshal(body, &page) != nil || len(page.Value) != 3 {
+			t.Fatalf("slow page: %d %s", resp.StatusCode, truncate(body))
+		}
+		if took := time.Since(start); took < 500*time.Millisecond || pieces < 5 {
+			t.Fatalf("the body came in %d pieces over %v; want it spread over 600ms", pieces, took)
+		}
+		if longestGap >= 600*time.Millisecond {
+			t.Fatalf("the body stalled for %v: a trickle must never look idle", longestGap)
+		}
+		if g := graphGet(t, c, tok, alerts); g.status != 200 || len(g.values(t)) != 3 {
+			t.Fatalf("after the slow page: %d", g.status)
+		}
+	})
 	t.Run("token endpoint with tenant placeholder", func(t *testing.T) {
 		s.AddFault(simulator.Fault{Path: "/{tenant}/oauth2/v2.0/token", Status: 500})
 		status, body := tokenRequest(t, c, s.URL()+"/"+s.TenantID()+"/oauth2/v2.0/token", url.Values{
