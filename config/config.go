@@ -3,6 +3,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -21,7 +22,7 @@ type Config struct {
 type Registry struct {
 	Path          string        `config:"path"`
 	Permissions   os.FileMode   `config:"file_permissions"`
-	CleanInterval time.Duration `config:"cleanup_interval" validate:"positive,nonzero"`
+	CleanInterval time.Duration `config:"cleanup_interval"`
 }
 
 // Default is used for every option the user leaves out.
@@ -44,5 +45,21 @@ func Unpack(raw *conf.C) (Config, error) {
 	if err := raw.Unpack(&c); err != nil {
 		return c, fmt.Errorf("defenderbeat: %w", err)
 	}
+	if errs := c.Registry.Resolve(); len(errs) > 0 {
+		return c, fmt.Errorf("defenderbeat: %w", errors.Join(errs...))
+	}
 	return c, nil
+}
+
+// Resolve checks the registry options and returns every problem at once, each naming its
+// option, like every other options type.
+func (r Registry) Resolve() []error {
+	var errs []error
+	if r.CleanInterval <= 0 {
+		errs = append(errs, fmt.Errorf("registry.cleanup_interval: must be a positive duration such as 5m, got %s", r.CleanInterval))
+	}
+	if r.Path == "" {
+		errs = append(errs, errors.New("registry.path: must not be empty"))
+	}
+	return errs
 }

@@ -405,7 +405,7 @@ func (c *Client) partial(resp *http.Response, u *url.URL) (bool, string) {
 	}
 	warning := c.sc.scrub(resp.Header.Get("Warning"))
 	c.metrics.PartialTotal.Inc()
-	c.log.Warnw("partial answer from the API (HTTP 206): a provider failed, data may be incomplete",
+	c.log.Warnw("Partial answer from the API (HTTP 206): a provider failed, the data may be incomplete.",
 		"url.original", redactURL(u), "warning", warning, "request_id", resp.Header.Get("request-id"))
 	return true, warning
 }

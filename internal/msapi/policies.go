@@ -166,12 +166,12 @@ func metricsPolicy(m *Metrics, log *logp.Logger, sc scrubber) policy.Policy {
 		switch {
 		case err != nil:
 			// net/http quotes the whole URL, SAS signature included.
-			log.Debugw("HTTP attempt failed", "url.original", redactURL(req.Raw().URL), "error", sc.scrub(err.Error()))
+			log.Debugw("HTTP attempt failed.", "url.original", redactURL(req.Raw().URL), "error", sc.scrub(err.Error()))
 		case resp.StatusCode == http.StatusTooManyRequests:
 			m.ThrottledTotal.Inc()
-			log.Debugw("throttled by the API (HTTP 429)", "retry_after", resp.Header.Get("Retry-After"))
+			log.Debugw("Throttled by the API (HTTP 429).", "retry_after", resp.Header.Get("Retry-After"))
 		case resp.StatusCode >= 500:
-			log.Debugw("API answered a server error", "http.response.status_code", resp.StatusCode)
+			log.Debugw("The API answered a server error.", "http.response.status_code", resp.StatusCode)
 		}
 		return resp, err
 	})
@@ -193,7 +193,7 @@ func reauthPolicy(cred *renewableCredential, log *logp.Logger) policy.Policy {
 		if err != nil || resp.StatusCode != http.StatusUnauthorized {
 			return resp, err
 		}
-		log.Debug("API answered 401; acquiring a new token and retrying once")
+		log.Debug("The API answered 401; acquiring a new token and retrying once.")
 		cred.renew()
 		runtime.Drain(resp)
 		if err := req.RewindBody(); err != nil {
@@ -223,12 +223,12 @@ func (p *tracerPolicy) Do(req *policy.Request) (*http.Response, error) {
 		_ = req.RewindBody()
 		fields = append(fields, "http.request.body.content", p.sc.scrub(redactForm(b)))
 	}
-	p.log.Debugw("HTTP request", fields...)
+	p.log.Debugw("HTTP request.", fields...)
 
 	start := time.Now()
 	resp, err := req.Next()
 	if err != nil {
-		p.log.Debugw("HTTP request failed", "url.original", p.sc.scrub(redactURL(r.URL)), "error", p.sc.scrub(err.Error()), "event.duration", time.Since(start).Nanoseconds())
+		p.log.Debugw("HTTP request failed.", "url.original", p.sc.scrub(redactURL(r.URL)), "error", p.sc.scrub(err.Error()), "event.duration", time.Since(start).Nanoseconds())
 		return resp, err
 	}
 	fields = []any{
@@ -244,7 +244,7 @@ func (p *tracerPolicy) Do(req *policy.Request) (*http.Response, error) {
 			fields = append(fields, "http.response.body.content", truncate(p.sc.scrub(text), p.maxBody))
 		}
 	}
-	p.log.Debugw("HTTP response", fields...)
+	p.log.Debugw("HTTP response.", fields...)
 	return resp, nil
 }
 
