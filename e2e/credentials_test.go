@@ -17,12 +17,16 @@ import (
 	"github.com/defenderbeat/defenderbeat/internal/simulator"
 )
 
+// simInput is an input of type typ pointed at the simulated tenant (export files too).
 func simInput(sim *simulator.Server, typ, id, secret string, extra map[string]any) map[string]any {
 	in := map[string]any{
 		"type": typ, "id": id,
 		"tenant_id": sim.TenantID(), "client_id": sim.ClientID(), "client_secret": secret,
 		"login_url": sim.URL(), "request_url": sim.URL(),
 		"ssl.certificate_authorities": []string{sim.CAFile()},
+	}
+	if typ == "defender-vulnerability" {
+		in["download_hosts"] = []string{sim.Hostname()}
 	}
 	for k, v := range extra {
 		in[k] = v

@@ -108,3 +108,13 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// startBeat runs the beat on a config file and a data directory until the test stops it.
+func startBeat(t testing.TB, cfg, data string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(binary, "-c", cfg, "--path.home", t.TempDir(), "--path.data", data, "-e")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}

@@ -55,23 +55,12 @@ func TestKilledProcessLosesNothing(t *testing.T) {
 	defer sim.Close()
 	out, data := t.TempDir(), t.TempDir()
 	cfg := writeConfig(t, map[string]any{
-		"defenderbeat.inputs": []any{map[string]any{
-			"type": "defender-alert", "id": "kill-test",
-			"tenant_id": sim.TenantID(), "client_id": sim.ClientID(), "client_secret": sim.ClientSecret(),
-			"login_url": sim.URL(), "request_url": sim.URL(),
-			"ssl.certificate_authorities": []string{sim.CAFile()},
-			"interval":                    "1s", "initial_interval": "72h", "batch_size": 10,
-		}},
+		"defenderbeat.inputs": []any{simInput(sim, "defender-alert", "kill-test", sim.ClientSecret(),
+			map[string]any{"interval": "1s", "initial_interval": "72h", "batch_size": 10})},
 		"output.file": map[string]any{"path": out, "filename": "docs"},
 		"queue.mem":   map[string]any{"flush.timeout": "100ms", "flush.min_events": 10},
 	})
-	start := func() *exec.Cmd {
-		cmd := exec.Command(binary, "-c", cfg, "--path.home", t.TempDir(), "--path.data", data, "-e")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
+	start := func() *exec.Cmd { return startBeat(t, cfg, data) }
 	uniqueIDs := func() map[string]int {
 		ids := map[string]int{}
 		for _, d := range readDocs(t, out) {
