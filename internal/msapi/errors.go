@@ -386,7 +386,7 @@ func explainAPIError(e *APIError) string {
 	case e.StatusCode == http.StatusNotFound:
 		return "not found (404): check request_url and cloud"
 	case e.StatusCode >= 500:
-		return "Microsoft's service failed (5xx) beyond the retries; the input tries again at its next interval"
+		return "Microsoft's service failed (5xx) beyond the retries; the input tries again shortly, keeping its cursor"
 	}
 	return e.Error()
 }

@@ -122,7 +122,7 @@ const (
 	DefaultMaxResponseBytes  = 64 << 20
 	defaultRetryDelay        = time.Second
 	// Retry-After beyond this is not waited for inside one call: the call fails as throttled
-	// and the input tries again at its next interval.
+	// and the input's loop waits what the API asked, up to its own cap.
 	defaultMaxRetryDelay = 2 * time.Minute
 )
 
