@@ -15,6 +15,7 @@ import (
 
 	"github.com/defenderbeat/defenderbeat/internal/transform"
 	"github.com/defenderbeat/defenderbeat/module/alert"
+	"github.com/defenderbeat/defenderbeat/module/event"
 	"github.com/defenderbeat/defenderbeat/module/incident"
 	"github.com/defenderbeat/defenderbeat/module/vulnerability"
 )
@@ -36,6 +37,17 @@ var datasets = []dataset{
 	{name: "vulnerability", inputType: vulnerability.InputType, plugin: vulnerability.Plugin, check: vulnerability.CheckConfig, transform: vulnerability.Transform, probe: vulnerability.Probe},
 }
 
+// transformOnly lists datasets whose processing exists before their input does: the `transform`
+// command runs them, the beat does not collect them yet.
+var transformOnly = []transformDataset{
+	{name: "event", transform: event.Transform},
+}
+
+type transformDataset struct {
+	name      string
+	transform transform.Func
+}
+
 func datasetOf(inputType string) (dataset, bool) {
 	i := slices.IndexFunc(datasets, func(d dataset) bool { return d.inputType == inputType })
 	if i < 0 {
@@ -53,13 +65,24 @@ func Datasets() []string {
 	return names
 }
 
+// TransformDatasets names every dataset the `transform` command can run.
+func TransformDatasets() []string {
+	names := Datasets()
+	for _, d := range transformOnly {
+		names = append(names, d.name)
+	}
+	return names
+}
+
 // TransformFor returns a dataset's processing, for the `transform` command.
 func TransformFor(name string) (transform.Func, bool) {
-	i := slices.IndexFunc(datasets, func(d dataset) bool { return d.name == name })
-	if i < 0 {
-		return nil, false
+	if i := slices.IndexFunc(datasets, func(d dataset) bool { return d.name == name }); i >= 0 {
+		return datasets[i].transform, true
 	}
-	return datasets[i].transform, true
+	if i := slices.IndexFunc(transformOnly, func(d transformDataset) bool { return d.name == name }); i >= 0 {
+		return transformOnly[i].transform, true
+	}
+	return nil, false
 }
 
 // ProbeInput acquires a token and calls the API once with one input's options.
