@@ -419,7 +419,7 @@ func (d *deviceRecord) loggedOnUsers() {
 	if v.isNull() {
 		return
 	}
-	users, ok, problem := convert(v, jsonText)
+	users, ok, problem := d.convert(v, jsonText)
 	if problem != "" {
 		d.fail("m365_defender.event.active_users: expected JSON text, got %s", clip(v.raw))
 	}
@@ -443,7 +443,7 @@ func (d *deviceRecord) loggedOnUsers() {
 
 // adapterName keeps a Windows adapter name without the braces around its GUID.
 func (d *deviceRecord) adapterName() {
-	name := d.prop("NetworkAdapterName").text()
+	name := d.src.text(d.prop("NetworkAdapterName"))
 	if strings.HasPrefix(name, "{") && strings.HasSuffix(name, "}") {
 		name = name[1 : len(name)-1]
 	}

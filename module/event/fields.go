@@ -58,23 +58,27 @@ func cols(list ...any) columns {
 
 // convert applies a column's conversion. ok is false when the value is absent or dropped;
 // problem describes a value the conversion refused (reported in error.message).
-func convert(v value, conv conversion) (out any, ok bool, problem string) {
+func (r *record) convert(v value, conv conversion) (out any, ok bool, problem string) {
+	return convertFrom(r.src, v, conv)
+}
+
+func convertFrom(src source, v value, conv conversion) (out any, ok bool, problem string) {
 	if v.kind == kindNull || (v.kind == kindString && len(v.raw) == 2) {
 		return nil, false, ""
 	}
 	switch conv {
 	case asIs:
-		return generic(v), true, ""
+		return src.generic(v), true, ""
 	case toString:
 		switch v.kind {
 		case kindString:
-			return v.text(), true, ""
+			return src.text(v), true, ""
 		case kindNumber:
 			return string(v.raw), true, ""
 		case kindBool:
 			return strconv.FormatBool(v.raw[0] == 't'), true, ""
 		}
-		return generic(v), true, ""
+		return src.generic(v), true, ""
 	case toLong:
 		switch v.kind {
 		case kindNumber:
@@ -82,21 +86,21 @@ func convert(v value, conv conversion) (out any, ok bool, problem string) {
 				return n, true, ""
 			}
 		case kindString:
-			if n, err := strconv.ParseInt(strings.TrimSpace(v.text()), 10, 64); err == nil {
+			if n, err := strconv.ParseInt(strings.TrimSpace(src.text(v)), 10, 64); err == nil {
 				return n, true, ""
 			}
 		}
 		return nil, false, "a whole number"
 	case toIP:
 		if v.kind == kindString {
-			if s := v.text(); validIP(s) {
+			if s := src.text(v); validIP(s) {
 				return s, true, ""
 			}
 		}
 		return nil, false, ""
 	case toDate:
 		if v.kind == kindString {
-			if t, ok := parseTime(v.text()); ok {
+			if t, ok := parseTime(src.text(v)); ok {
 				return formatTime(t), true, ""
 			}
 		}
@@ -113,7 +117,7 @@ func convert(v value, conv conversion) (out any, ok bool, problem string) {
 				return false, true, ""
 			}
 		case kindString:
-			switch v.text() {
+			switch src.text(v) {
 			case "1", "true":
 				return true, true, ""
 			case "0", "false":
@@ -126,7 +130,7 @@ func convert(v value, conv conversion) (out any, ok bool, problem string) {
 		case kindBool:
 			return v.raw[0] == 't', true, ""
 		case kindString:
-			switch s := v.text(); {
+			switch s := src.text(v); {
 			case strings.EqualFold(s, "true"):
 				return true, true, ""
 			case strings.EqualFold(s, "false"):
@@ -136,9 +140,9 @@ func convert(v value, conv conversion) (out any, ok bool, problem string) {
 		return nil, false, "a boolean"
 	case jsonText:
 		if v.kind != kindString {
-			return generic(v), true, ""
+			return src.generic(v), true, ""
 		}
-		s := v.text()
+		s := src.text(v)
 		inner, err := parseDocument([]byte(s))
 		if err != nil {
 			return s, true, "JSON text"
@@ -146,9 +150,9 @@ func convert(v value, conv conversion) (out any, ok bool, problem string) {
 		return generic(inner), true, ""
 	case lowercase:
 		if v.kind == kindString {
-			return strings.ToLower(v.text()), true, ""
+			return strings.ToLower(src.text(v)), true, ""
 		}
-		return generic(v), true, ""
+		return src.generic(v), true, ""
 	}
 	return nil, false, ""
 }

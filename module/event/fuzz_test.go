@@ -191,7 +191,7 @@ func fuzzFamily(f *testing.F, fam *family) {
 		}
 		var category string
 		var props []byte
-		_, _ = eachMember(v.raw, 0, func(k []byte, el value) error {
+		_, _ = eachMember(v.raw, 0, func(k value, el value) error {
 			switch {
 			case keyIs(k, "category"):
 				category = el.text()

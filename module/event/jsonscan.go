@@ -1,11 +1,12 @@
 package event
 
 import (
-	"encoding/json"
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/elastic/elastic-agent-libs/mapstr"
@@ -49,6 +50,7 @@ func (k kind) String() string {
 type value struct {
 	kind kind
 	raw  []byte
+	off  int // where raw starts in the buffer it was read from
 	// plain is set for a string that holds neither escapes nor bytes above ASCII, whose text is
 	// then raw without its quotes.
 	plain bool
@@ -57,24 +59,96 @@ type value struct {
 func (v value) isNull() bool { return v.kind == kindNull }
 
 // text returns a string value's text ("" for other kinds).
-func (v value) text() string {
+func (v value) text() string { return sourceOf(v).text(v) }
+
+// A source hands out the text of values read from one buffer. Most strings need no decoding;
+// those are cut from owner, a string copy of the buffer the document keeps anyway (the record is
+// event.original), so they cost no allocation of their own.
+type source struct {
+	owner string
+	base  int // the offset of owner[0] in the buffer the values' offsets refer to
+}
+
+// sourceOf makes a source of a value's own bytes.
+func sourceOf(v value) source { return source{owner: string(v.raw), base: v.off} }
+
+func (s source) text(v value) string {
 	if v.kind != kindString {
 		return ""
 	}
-	if v.plain {
-		return string(v.raw[1 : len(v.raw)-1])
+	inner := v.raw[1 : len(v.raw)-1]
+	if v.plain || (bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner)) {
+		from := v.off - s.base + 1
+		return s.owner[from : from+len(inner)]
 	}
-	return unquoteSlow(v.raw)
+	return unquote(inner)
 }
 
-// unquoteSlow decodes a string with escapes or non-ASCII bytes exactly as encoding/json does
-// (invalid UTF-8 becomes U+FFFD), so documents always encode as valid JSON.
-func unquoteSlow(raw []byte) string {
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return ""
+// unquote decodes the inside of a JSON string with escapes exactly as encoding/json does:
+// invalid UTF-8 and unpaired surrogates become U+FFFD, so documents always encode as valid JSON.
+// The string was validated when it was scanned.
+func unquote(s []byte) string {
+	b := make([]byte, 0, len(s)+utf8.UTFMax)
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '\\':
+			switch e := s[i+1]; e {
+			case 'u':
+				r := hex4(s[i+2 : i+6])
+				i += 6
+				if utf16.IsSurrogate(r) {
+					if i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
+						if dec := utf16.DecodeRune(r, hex4(s[i+2:i+6])); dec != utf8.RuneError {
+							b = utf8.AppendRune(b, dec)
+							i += 6
+							continue
+						}
+					}
+					r = utf8.RuneError
+				}
+				b = utf8.AppendRune(b, r)
+				continue
+			case 'b':
+				b = append(b, '\b')
+			case 'f':
+				b = append(b, '\f')
+			case 'n':
+				b = append(b, '\n')
+			case 'r':
+				b = append(b, '\r')
+			case 't':
+				b = append(b, '\t')
+			default: // '"', '\\', '/'
+				b = append(b, e)
+			}
+			i += 2
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(s[i:])
+			b = utf8.AppendRune(b, r)
+			i += size
+		}
 	}
-	return s
+	return string(b)
+}
+
+func hex4(h []byte) rune {
+	var r rune
+	for _, c := range h {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		default:
+			c -= 'A' - 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
 }
 
 var errSyntax = errors.New("invalid JSON")
@@ -119,7 +193,7 @@ func scanValue(b []byte, i, depth int) (value, int, error) {
 		if err != nil {
 			return value{}, end, err
 		}
-		return value{kind: kindString, raw: b[i:end], plain: plain}, end, nil
+		return value{kind: kindString, raw: b[i:end], off: i, plain: plain}, end, nil
 	case c == '{' || c == '[':
 		if depth >= maxDepth {
 			return value{}, i, syntaxErr(i, "nested too deeply")
@@ -132,13 +206,13 @@ func scanValue(b []byte, i, depth int) (value, int, error) {
 		if c == '[' {
 			k = kindArray
 		}
-		return value{kind: k, raw: b[i:end]}, end, nil
+		return value{kind: k, raw: b[i:end], off: i}, end, nil
 	case c == '-' || (c >= '0' && c <= '9'):
 		end, err := scanNumber(b, i)
 		if err != nil {
 			return value{}, end, err
 		}
-		return value{kind: kindNumber, raw: b[i:end]}, end, nil
+		return value{kind: kindNumber, raw: b[i:end], off: i}, end, nil
 	case c == 't':
 		return literal(b, i, "true", kindBool)
 	case c == 'f':
@@ -155,7 +229,7 @@ func literal(b []byte, i int, word string, k kind) (value, int, error) {
 	if end > len(b) || string(b[i:end]) != word {
 		return value{}, i, syntaxErr(i, "invalid literal")
 	}
-	return value{kind: k, raw: b[i:end]}, end, nil
+	return value{kind: k, raw: b[i:end], off: i}, end, nil
 }
 
 // scanString validates the string starting at b[i] == '"'. plain reports that it holds no
@@ -164,6 +238,9 @@ func scanString(b []byte, i int) (end int, plain bool, err error) {
 	plain = true
 	for j := i + 1; j < len(b); j++ {
 		c := b[j]
+		if plainByte[c] {
+			continue
+		}
 		switch {
 		case c == '"':
 			return j + 1, plain, nil
@@ -196,6 +273,15 @@ func scanString(b []byte, i int) (end int, plain bool, err error) {
 	}
 	return len(b), false, syntaxErr(len(b), "unterminated string")
 }
+
+// plainByte marks the bytes a string holds as they are: printable ASCII but the quote and the
+// backslash.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
@@ -246,15 +332,15 @@ func scanNumber(b []byte, i int) (int, error) {
 // scanContainer validates the object or array starting at b[i].
 func scanContainer(b []byte, i, depth int) (int, error) {
 	if b[i] == '{' {
-		return eachMember(b, i, func([]byte, value) error { return nil }, depth)
+		return eachMember(b, i, func(value, value) error { return nil }, depth)
 	}
 	return eachElement(b, i, func(value) error { return nil }, depth)
 }
 
 // eachMember calls fn for each member of the object starting at b[i] == '{', with the key's raw
 // bytes (quotes included), and returns the index just after the object.
-func eachMember(b []byte, i int, fn func(key []byte, v value) error, depth int) (int, error) {
-	return eachMemberAt(b, i, func(key []byte, at int) (int, error) {
+func eachMember(b []byte, i int, fn func(key value, v value) error, depth int) (int, error) {
+	return eachMemberAt(b, i, func(key value, at int) (int, error) {
 		v, end, err := scanValue(b, at, depth)
 		if err != nil {
 			return end, err
@@ -266,7 +352,7 @@ func eachMember(b []byte, i int, fn func(key []byte, v value) error, depth int) 
 // eachMemberAt walks the object starting at b[i] == '{' and hands each member's key and the index
 // of its value to fn, which reads the value itself and returns the index just after it. This
 // lets a caller read nested values as it goes, so every byte is looked at once.
-func eachMemberAt(b []byte, i int, fn func(key []byte, at int) (int, error)) (int, error) {
+func eachMemberAt(b []byte, i int, fn func(key value, at int) (int, error)) (int, error) {
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, nil
@@ -275,11 +361,11 @@ func eachMemberAt(b []byte, i int, fn func(key []byte, at int) (int, error)) (in
 		if i >= len(b) || b[i] != '"' {
 			return i, syntaxErr(i, "expected a member name")
 		}
-		keyEnd, _, err := scanString(b, i)
+		keyEnd, plain, err := scanString(b, i)
 		if err != nil {
 			return keyEnd, err
 		}
-		key := b[i:keyEnd]
+		key := value{kind: kindString, raw: b[i:keyEnd], off: i, plain: plain}
 		i = skipSpace(b, keyEnd)
 		if i >= len(b) || b[i] != ':' {
 			return i, syntaxErr(i, "expected ':'")
@@ -340,19 +426,9 @@ func eachElementAt(b []byte, i int, fn func(at int) (int, error)) (int, error) {
 	}
 }
 
-// keyText returns a member name's text.
-func keyText(raw []byte) string {
-	for _, c := range raw[1 : len(raw)-1] {
-		if c == '\\' || c >= utf8.RuneSelf {
-			return unquoteSlow(raw)
-		}
-	}
-	return string(raw[1 : len(raw)-1])
-}
-
 // keyIs compares a member name with an ASCII name without allocating.
-func keyIs(raw []byte, name string) bool {
-	return len(raw) == len(name)+2 && string(raw[1:len(raw)-1]) == name
+func keyIs(key value, name string) bool {
+	return len(key.raw) == len(name)+2 && string(key.raw[1:len(key.raw)-1]) == name
 }
 
 // parseDocument reads b as exactly one JSON value, surrounded by nothing but white space.
@@ -371,30 +447,38 @@ func parseDocument(b []byte) (value, error) {
 // generic turns an already validated value into the Go value a document carries: objects as
 // mapstr.M, arrays as []any, integers as int64 (float64 when they do not fit), other numbers
 // as float64 — the types Elasticsearch's json processor produces and libbeat encodes natively.
-func generic(v value) any {
+func generic(v value) any { return sourceOf(v).generic(v) }
+
+func (s source) generic(v value) any {
 	switch v.kind {
 	case kindString:
-		return v.text()
+		return s.text(v)
 	case kindNumber:
 		return number(v.raw)
 	case kindBool:
 		return v.raw[0] == 't'
 	case kindObject:
 		m := mapstr.M{}
-		_, _ = eachMember(v.raw, 0, func(k []byte, el value) error {
-			m[keyText(k)] = generic(el)
+		_, _ = eachMember(v.raw, 0, func(k value, el value) error {
+			m[s.text(shift(k, v.off))] = s.generic(shift(el, v.off))
 			return nil
 		}, 0)
 		return m
 	case kindArray:
 		list := []any{}
 		_, _ = eachElement(v.raw, 0, func(el value) error {
-			list = append(list, generic(el))
+			list = append(list, s.generic(shift(el, v.off)))
 			return nil
 		}, 0)
 		return list
 	}
 	return nil
+}
+
+// shift moves the offset of a value read from a sub-slice to the buffer the slice came from.
+func shift(v value, by int) value {
+	v.off += by
+	return v
 }
 
 // number converts a JSON number: int64 when it is an integer that fits, float64 otherwise.

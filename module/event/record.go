@@ -14,16 +14,18 @@ import (
 	"github.com/defenderbeat/defenderbeat/internal/transform"
 )
 
-// prop is one property of a record: its name as raw JSON and its value.
+// prop is one property of a record: its name and its value.
 type prop struct {
-	key []byte
+	key value
 	val value
 }
 
 // record is one Advanced Hunting row on its way to a document. Records are reused (pooled), so
 // a record keeps nothing after finish returns.
 type record struct {
-	raw      []byte // the record as it appeared in the message: event.original and the _id
+	raw      []byte // the record as it appeared in the message: the _id
+	orig     string // raw, copied: event.original, and the text of most string values
+	src      source
 	category string
 	tenant   value
 	tenantID value
@@ -132,17 +134,9 @@ func (r *record) category_(c string) { r.categories = appendUnique(r.categories,
 func (r *record) type_(t string) { r.types = append(r.types, t) }
 
 func (r *record) relate(which int, v any) {
-	s, ok := v.(string)
-	if !ok {
-		if v == nil {
-			return
-		}
-		s = fmt.Sprint(v)
+	if s := text(v); s != "" {
+		r.related[which] = appendUnique(r.related[which], s)
 	}
-	if s == "" {
-		return
-	}
-	r.related[which] = appendUnique(r.related[which], s)
 }
 
 func (r *record) fail(format string, args ...any) {
@@ -177,30 +171,40 @@ func isEmpty(v any) bool {
 // dropEmpty removes null and "" values, and the objects and arrays left empty, at any depth: the
 // pipeline's final clean-up, for values that came as JSON objects or arrays.
 func dropEmpty(v any) (any, bool) {
-	switch v := v.(type) {
+	// The original interface value is returned as it is: converting a string or a number back to
+	// an interface would allocate again.
+	switch x := v.(type) {
 	case nil:
 		return nil, false
 	case string:
-		return v, v != ""
+		return v, x != ""
 	case mapstr.M:
-		for k, el := range v {
-			if kept, ok := dropEmpty(el); ok {
-				v[k] = kept
-			} else {
-				delete(v, k)
+		for k, el := range x {
+			if kept, ok := dropEmpty(el); !ok {
+				delete(x, k)
+			} else if _, container := el.(mapstr.M); container || isList(el) {
+				x[k] = kept
 			}
 		}
-		return v, len(v) > 0
+		return v, len(x) > 0
 	case []any:
-		out := v[:0]
-		for _, el := range v {
+		out := x[:0]
+		for _, el := range x {
 			if kept, ok := dropEmpty(el); ok {
 				out = append(out, kept)
 			}
 		}
-		return out, len(out) > 0
+		if len(out) == 0 {
+			return nil, false
+		}
+		return out, true
 	}
 	return v, true
+}
+
+func isList(v any) bool {
+	_, ok := v.([]any)
+	return ok
 }
 
 // --- the mapping of one record ---
@@ -210,17 +214,14 @@ func dropEmpty(v any) (any, bool) {
 func (r *record) mapProperties() {
 	for i := range r.props {
 		p := &r.props[i]
-		name := p.key[1 : len(p.key)-1]
-		c, ok := r.fam.columns[string(name)]
-		if !ok {
-			if !asciiPlain(name) {
-				c, ok = r.fam.columns[keyText(p.key)]
-			}
-			if !ok {
-				continue
-			}
+		c, ok := r.fam.columns[string(p.key.raw[1:len(p.key.raw)-1])]
+		if !ok && !p.key.plain {
+			c, ok = r.fam.columns[r.src.text(p.key)]
 		}
-		v, ok, problem := convert(p.val, c.conv)
+		if !ok {
+			continue
+		}
+		v, ok, problem := r.convert(p.val, c.conv)
 		if problem != "" {
 			r.fail("m365_defender.event.%s: expected %s, got %s", fieldDefs[c.f].path, problem, clip(p.val.raw))
 		}
@@ -233,15 +234,6 @@ func (r *record) mapProperties() {
 			}
 		}
 	}
-}
-
-func asciiPlain(b []byte) bool {
-	for _, c := range b {
-		if c == '\\' || c >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 func clip(raw []byte) string {
@@ -264,22 +256,22 @@ func (r *record) prop(name string) value {
 // envelope maps the parts every record has, as the integration's default pipeline does.
 func (r *record) envelope() {
 	r.setField(fCategory, r.category)
-	if v, ok, _ := convert(r.opName, asIs); ok {
+	if v, ok, _ := r.convert(r.opName, asIs); ok {
 		r.setField(fOperationName, v)
 	}
-	if v, ok, _ := convert(r.tenant, asIs); ok {
+	if v, ok, _ := r.convert(r.tenant, asIs); ok {
 		r.setField(fTenantName, v)
 	}
-	if v, ok, _ := convert(r.tenantID, asIs); ok {
+	if v, ok, _ := r.convert(r.tenantID, asIs); ok {
 		r.setField(fTenantID, v)
 	}
-	if v, ok, problem := convert(r.time, toDate); ok {
+	if v, ok, problem := r.convert(r.time, toDate); ok {
 		r.setField(fTime, v)
 	} else if problem != "" {
 		r.fail("m365_defender.event.time: expected %s, got %s", problem, clip(r.time.raw))
 	}
 	if ts := r.prop("Timestamp"); !ts.isNull() {
-		if t, ok := parseTime(ts.text()); ok && ts.kind == kindString {
+		if t, ok := parseTime(r.src.text(ts)); ok && ts.kind == kindString {
 			r.timestamp = t.Truncate(time.Millisecond)
 			r.setField(fTimestamp, formatTime(t))
 		} else {
@@ -289,7 +281,7 @@ func (r *record) envelope() {
 	if r.timestamp.IsZero() {
 		// A row without Timestamp still needs a time to be indexed in a data stream: the time
 		// the Streaming API published it is the closest there is.
-		if t, ok := parseTime(r.time.text()); ok && r.time.kind == kindString {
+		if t, ok := parseTime(r.src.text(r.time)); ok && r.time.kind == kindString {
 			r.timestamp = t.Truncate(time.Millisecond)
 		}
 	}
@@ -317,7 +309,7 @@ func (r *record) finish() beat.Event {
 		event = mapstr.M{}
 		r.ecs["event"] = event
 	}
-	event["original"] = string(r.raw)
+	event["original"] = r.orig
 	if r.kind != "" {
 		event["kind"] = r.kind
 	}
@@ -360,7 +352,7 @@ func (r *record) finish() beat.Event {
 
 // custom nests the m365_defender.event fields.
 func (r *record) custom() mapstr.M {
-	out := mapstr.M{}
+	out := make(mapstr.M, len(r.set))
 	for _, f := range r.set {
 		v := r.vals[f]
 		if v == nil {
@@ -398,10 +390,10 @@ func (r *record) processIdentity() {
 		}
 		start, _ := m["start"].(string)
 		if start != "" && device != "" {
-			m["entity_id"] = fingerprint(fmt.Sprintf("%v|%s|%s", pid, start, device))
+			m["entity_id"] = fingerprint(text(pid) + "|" + start + "|" + device)
 			return
 		}
-		m["entity_id"] = fmt.Sprint(pid)
+		m["entity_id"] = text(pid)
 	}
 	entity(proc)
 	if parent, ok := proc["parent"].(mapstr.M); ok {

@@ -214,7 +214,7 @@ func (p *parser) object(start int, top bool) (int, error) {
 	defer putRecord(r)
 	var problem error
 	hasCategory, isMessage := false, false
-	end, err := eachMemberAt(p.b, start, func(key []byte, at int) (int, error) {
+	end, err := eachMemberAt(p.b, start, func(key value, at int) (int, error) {
 		if top && keyIs(key, "records") && at < len(p.b) && p.b[at] == '[' {
 			isMessage = true
 			return p.recordList(at)
@@ -228,7 +228,7 @@ func (p *parser) object(start int, top bool) (int, error) {
 				return end, err
 			}
 			r.props = r.props[:0]
-			return eachMemberAt(p.b, at, func(k []byte, vat int) (int, error) {
+			return eachMemberAt(p.b, at, func(k value, vat int) (int, error) {
 				v, end, err := scanValue(p.b, vat, 2)
 				if err == nil {
 					r.props = append(r.props, prop{key: k, val: v})
@@ -242,8 +242,8 @@ func (p *parser) object(start int, top bool) (int, error) {
 		}
 		switch {
 		case keyIs(key, "category"):
-			if v.kind == kindString && v.text() != "" {
-				r.category, hasCategory = v.text(), true
+			if c := v.text(); c != "" {
+				r.category, hasCategory = c, true
 			}
 		case keyIs(key, "time"):
 			r.time = v
@@ -259,7 +259,7 @@ func (p *parser) object(start int, top bool) (int, error) {
 	if err != nil || isMessage {
 		return end, err
 	}
-	raw := trimSpace(p.b[start:end])
+	raw := p.b[start:end]
 	p.sum.Records++
 	switch {
 	case problem != nil:
@@ -268,6 +268,8 @@ func (p *parser) object(start int, top bool) (int, error) {
 		p.malformed(raw, errors.New("record has no category (the Advanced Hunting table it comes from)"))
 	default:
 		r.raw = raw
+		r.orig = string(raw)
+		r.src = source{owner: r.orig, base: start}
 		r.opts = p.opts
 		p.out = append(p.out, p.build(r))
 	}
@@ -276,7 +278,7 @@ func (p *parser) object(start int, top bool) (int, error) {
 
 // build maps a complete record.
 func (p *parser) build(r *record) beat.Event {
-	r.ecs = mapstr.M{}
+	r.ecs = make(mapstr.M, 24)
 	r.fam = familyOf(r.category)
 	r.envelope()
 	if r.fam == nil {
@@ -286,8 +288,8 @@ func (p *parser) build(r *record) beat.Event {
 		if len(r.props) > 0 {
 			props := mapstr.M{}
 			for _, pr := range r.props {
-				if v, ok := dropEmpty(generic(pr.val)); ok {
-					props[keyText(pr.key)] = v
+				if v, ok := dropEmpty(r.src.generic(pr.val)); ok {
+					props[r.src.text(pr.key)] = v
 				}
 			}
 			r.setField(fProperties, props)
@@ -302,17 +304,6 @@ func (p *parser) build(r *record) beat.Event {
 func (p *parser) malformed(raw []byte, err error) {
 	p.sum.Malformed++
 	p.out = append(p.out, transform.ErrorEvent(raw, err, p.opts, time.Time{}))
-}
-
-func trimSpace(b []byte) []byte {
-	i, j := 0, len(b)
-	for i < j && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	for j > i && (b[j-1] == ' ' || b[j-1] == '\t' || b[j-1] == '\n' || b[j-1] == '\r') {
-		j--
-	}
-	return b[i:j]
 }
 
 // fingerprint hashes like Elasticsearch's fingerprint processor, as the integration does to
