@@ -228,8 +228,7 @@ type deviceRecord struct {
 	*record
 	table    string // the lowercased table name
 	action   string // the lowercased ActionType as Defender wrote it
-	cats     map[string]bool
-	mapsProc int8 // DeviceEvents only: 1 when the initiating process is the actor, -1 when it is the parent
+	mapsProc int8   // DeviceEvents only: 1 when the initiating process is the actor, -1 when it is the parent
 }
 
 func (d *deviceRecord) is(cat string) bool { return slices.Contains(d.categories, cat) }

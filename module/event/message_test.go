@@ -1,7 +1,11 @@
 package event
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -296,4 +300,62 @@ func TestSplitCommandLine(t *testing.T) {
 			t.Errorf("%q: got %q, want %q", cmd, got, want)
 		}
 	}
+}
+
+// TestDocsNameEveryTable keeps the dataset's page in step with the mapping.
+func TestDocsNameEveryTable(t *testing.T) {
+	page, err := os.ReadFile("_meta/docs.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, category := range Tables() {
+		table := strings.TrimPrefix(category, "AdvancedHunting-")
+		if !strings.Contains(string(page), table) {
+			t.Errorf("_meta/docs.md does not name %s", table)
+		}
+		if tables[category].mapRecord == nil {
+			t.Errorf("%s has no mapping", category)
+		}
+	}
+	if len(Tables()) != 30 {
+		t.Errorf("%d tables; the integration's pipelines handle 30", len(Tables()))
+	}
+}
+
+// TestConcurrentUse runs the transform from several goroutines (as a multi-partition input will)
+// and expects exactly the documents a serial run gives.
+func TestConcurrentUse(t *testing.T) {
+	lines := goldenLines(t)
+	render := func(line []byte) string {
+		var out []string
+		_ = Transform(line, transform.Options{Tags: []string{"x"}}, func(ev beat.Event) {
+			doc, err := json.Marshal(ev.Fields)
+			if err != nil {
+				t.Error(err)
+			}
+			out = append(out, string(doc)+fmt.Sprint(ev.Meta["_id"]))
+		})
+		return strings.Join(out, "\n")
+	}
+	want := make([]string, len(lines))
+	for i, l := range lines {
+		want[i] = render(l)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for round := 0; round < 3; round++ {
+				for i := range lines {
+					j := (i + g*7) % len(lines)
+					if got := render(lines[j]); got != want[j] {
+						t.Errorf("goroutine %d: line %d differs from the serial run", g, j)
+						return
+					}
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
 }

@@ -65,6 +65,7 @@ func putRecord(r *record) {
 	for _, f := range r.set {
 		r.vals[f] = nil
 	}
+	clear(r.props) // they point into the message, which must not outlive it here
 	props := r.props[:0]
 	set := r.set[:0]
 	cats, types := r.categories[:0], r.types[:0]
