@@ -131,7 +131,8 @@ func Transform(raw []byte, opts transform.Options, emit transform.Emit) error {
 // document and the others still flow. An error is returned, and nothing emitted, only when the
 // message as a whole is unreadable; the caller then publishes transform.ErrorEvent for it.
 //
-// Error documents have no timestamp: the publisher gives them the time of publishing.
+// Error documents have no timestamp: the publisher gives them the time of publishing. With an
+// error the Summary is zero.
 func (d Decoder) Decode(msg []byte, opts transform.Options, emit transform.Emit) (Summary, error) {
 	p := parser{opts: opts}
 	err := p.parse(msg)
@@ -147,7 +148,7 @@ func (d Decoder) Decode(msg []byte, opts transform.Options, emit transform.Emit)
 		}
 	}
 	if err != nil {
-		return Summary{Records: p.sum.Records}, err
+		return Summary{}, err
 	}
 	for _, ev := range p.out {
 		emit(ev)
