@@ -159,7 +159,7 @@ type syntaxError struct {
 }
 
 func (e *syntaxError) Error() string {
-	return fmt.Sprintf("invalid JSON at byte %d: %s", e.offset, e.msg)
+	return fmt.Sprintf("%s at byte %d", e.msg, e.offset)
 }
 
 func (e *syntaxError) Unwrap() error { return errSyntax }
