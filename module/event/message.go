@@ -5,8 +5,9 @@ package event
 // modify and return its argument).
 type Sanitizer func(msg []byte) []byte
 
-// SanitizerNames maps the names the sanitize_options setting accepts (Filebeat's azure-eventhub
-// names, in either case) to the sanitizers.
+// SanitizerNames maps the names of the sanitizers, as Filebeat's azure-eventhub input names them,
+// to the sanitizers. (Its older sanitize_options spells them in capitals: NEW_LINES,
+// SINGLE_QUOTES; look names up in lower case.)
 var SanitizerNames = map[string]Sanitizer{
 	"new_lines":     SanitizeNewLines,
 	"single_quotes": SanitizeSingleQuotes,
