@@ -14,6 +14,7 @@ import (
 	"github.com/defenderbeat/defenderbeat/internal/inputkit"
 	"github.com/defenderbeat/defenderbeat/internal/transform"
 	"github.com/defenderbeat/defenderbeat/module/alert"
+	"github.com/defenderbeat/defenderbeat/module/event"
 	"github.com/defenderbeat/defenderbeat/module/incident"
 	"github.com/defenderbeat/defenderbeat/module/vulnerability"
 )
@@ -24,6 +25,12 @@ var datasets = []inputkit.Dataset{
 	alert.Dataset,
 	incident.Dataset,
 	vulnerability.Dataset,
+}
+
+// transformOnly lists datasets whose processing exists before their input does: the `transform`
+// command runs them, the beat does not collect them yet.
+var transformOnly = []inputkit.Dataset{
+	{Name: "event", Transform: event.Transform},
 }
 
 func datasetOf(inputType string) (inputkit.Dataset, bool) {
@@ -43,13 +50,24 @@ func Datasets() []string {
 	return names
 }
 
+// TransformDatasets names every dataset the `transform` command can run.
+func TransformDatasets() []string {
+	names := Datasets()
+	for _, d := range transformOnly {
+		names = append(names, d.Name)
+	}
+	return names
+}
+
 // TransformFor returns a dataset's processing, for the `transform` command.
 func TransformFor(name string) (transform.Func, bool) {
-	i := slices.IndexFunc(datasets, func(d inputkit.Dataset) bool { return d.Name == name })
-	if i < 0 {
-		return nil, false
+	if i := slices.IndexFunc(datasets, func(d inputkit.Dataset) bool { return d.Name == name }); i >= 0 {
+		return datasets[i].Transform, true
 	}
-	return datasets[i].Transform, true
+	if i := slices.IndexFunc(transformOnly, func(d inputkit.Dataset) bool { return d.Name == name }); i >= 0 {
+		return transformOnly[i].Transform, true
+	}
+	return nil, false
 }
 
 // ProbeInput acquires a token and calls the API once with one input's options.

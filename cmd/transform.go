@@ -48,15 +48,15 @@ func genTransformCmd() *cobra.Command {
 		Long: `Reads JSON, one object per line, from FILE or standard input and writes the documents the
 inputs would publish, one per line, without @metadata and beat metadata. A line holding a Graph
 page {"value":[...]} or an Event Hub message {"records":[...]} gives one line per record; a record
-or page that gives no document prints null. Exit status: 0 all lines processed, 1 some line was
-malformed (its error document is printed and the reason goes to stderr), 2 usage error.`,
+or page that gives no document prints null. Exit status: 0 all lines processed, 1 some line or
+record was malformed (its error document is printed and the reason goes to stderr), 2 usage error.`,
 		Args:          cobra.MaximumNArgs(1),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fn, ok := beater.TransformFor(dataset)
 			if !ok {
-				return &exitError{exitUsage, fmt.Errorf("--dataset: %q is not one of %s", dataset, strings.Join(beater.Datasets(), ", "))}
+				return &exitError{exitUsage, fmt.Errorf("--dataset: %q is not one of %s", dataset, strings.Join(beater.TransformDatasets(), ", "))}
 			}
 			opts := transform.Options{Tags: tags}
 			if generatedTime != "" {
@@ -87,7 +87,7 @@ malformed (its error document is printed and the reason goes to stderr), 2 usage
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dataset, "dataset", "", "dataset whose processing to run: "+strings.Join(beater.Datasets(), "|"))
+	cmd.Flags().StringVar(&dataset, "dataset", "", "dataset whose processing to run: "+strings.Join(beater.TransformDatasets(), "|"))
 	cmd.Flags().StringSliceVar(&tags, "tags", nil, "tags of the input (preserve_original_event and preserve_duplicate_custom_fields switch those behaviours)")
 	cmd.Flags().StringVar(&generatedTime, "generated-time", "", "vulnerability: the export's generatedTime (RFC 3339)")
 	return cmd
@@ -134,6 +134,12 @@ func runTransform(in io.Reader, out io.Writer, errOut io.Writer, fn transform.Fu
 			var writeErr error
 			err := fn(raw, opts, func(ev beat.Event) {
 				emitted++
+				if isErrorDocument(ev) {
+					// A message whose other records were usable: this record is reported alone.
+					malformed++
+					msg, _ := ev.Fields.GetValue("error.message")
+					fmt.Fprintf(errOut, "line %d: %v\n", lineNo, msg)
+				}
 				if writeErr == nil {
 					writeErr = write(ev)
 				}
@@ -165,21 +171,27 @@ func runTransform(in io.Reader, out io.Writer, errOut io.Writer, fn transform.Fu
 	return malformed, nil
 }
 
-// splitRecords turns a line into the records it holds: a Graph page's `value`, an Event Hub
-// message's `records`, or the line itself.
+// splitRecords turns a line into the records it holds: a Graph page's `value`, or the line
+// itself. An Event Hub message ({"records":[...]}) is one line the event dataset splits itself, as
+// its input does, so that sanitizing and per-record errors work the same offline.
 func splitRecords(line []byte) ([]json.RawMessage, error) {
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(line, &probe); err != nil {
-		return nil, fmt.Errorf("not a JSON object: %w", err)
+		return []json.RawMessage{line}, nil
 	}
-	for _, key := range []string{"value", "records"} {
-		if list, ok := probe[key]; ok && bytes.HasPrefix(bytes.TrimSpace(list), []byte("[")) {
-			var records []json.RawMessage
-			if err := json.Unmarshal(list, &records); err != nil {
-				return nil, fmt.Errorf("%s: %w", key, err)
-			}
-			return records, nil
+	if list, ok := probe["value"]; ok && bytes.HasPrefix(bytes.TrimSpace(list), []byte("[")) {
+		var records []json.RawMessage
+		if err := json.Unmarshal(list, &records); err != nil {
+			return nil, fmt.Errorf("value: %w", err)
 		}
+		return records, nil
 	}
 	return []json.RawMessage{line}, nil
+}
+
+// isErrorDocument tells the error document of a record that could not be processed
+// (transform.ErrorEvent) from documents that merely report a field problem.
+func isErrorDocument(ev beat.Event) bool {
+	id, _ := ev.Meta["_id"].(string)
+	return strings.HasPrefix(id, transform.ErrorIDPrefix)
 }

@@ -51,16 +51,44 @@ type Deviation struct {
 	// "m365_defender.alert.evidence.os_platform"); it excludes the field and everything below it.
 	Path   string
 	Reason string
+	// Entries limits the deviation to these entries of the expected file (1-based, in file
+	// order); empty means every entry.
+	Entries []int
+}
+
+// appliesTo reports whether the deviation covers entry n (1-based).
+func (d Deviation) appliesTo(n int) bool {
+	if len(d.Entries) == 0 {
+		return true
+	}
+	for _, e := range d.Entries {
+		if e == n {
+			return true
+		}
+	}
+	return false
 }
 
 // Options tune a comparison.
 type Options struct {
-	// Deviations are paths left out of the comparison on both sides.
+	// Deviations are paths left out of the comparison on both sides. Compare applies every one;
+	// Check applies to each entry only those whose Entries include it.
 	Deviations []Deviation
 	// Defaults fill the processing options a case's config leaves unset.
 	Defaults transform.Options
 	// PinIDs compares each document's @metadata._id too.
 	PinIDs bool
+}
+
+// forEntry keeps the deviations that cover entry n (1-based).
+func (o Options) forEntry(n int) Options {
+	var ds []Deviation
+	for _, d := range o.Deviations {
+		if d.appliesTo(n) {
+			ds = append(ds, d)
+		}
+	}
+	return Options{Deviations: ds}
 }
 
 // ElasticsearchOwned reports whether a path holds a value Elasticsearch adds at ingest time

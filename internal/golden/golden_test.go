@@ -2,6 +2,7 @@ package golden
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -162,5 +163,57 @@ func TestPinnedIDsFollowTheirDocuments(t *testing.T) {
 		{"@timestamp":"2000-01-01T00:00:00.000Z","n":"b","@metadata":{"_id":"id-b"}}]`)
 	if diffs := Compare(want, toAny(out.Entries), Options{}); len(diffs) > 0 {
 		t.Errorf("entries differ: %v", diffs)
+	}
+}
+
+// recorder collects the failures Check and CheckDeviationsNeeded report.
+type recorder struct {
+	testing.TB
+	errs []string
+}
+
+func (r *recorder) Helper() {}
+
+func (r *recorder) Errorf(format string, args ...any) {
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+
+func TestDeviationLimitedToEntries(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "case.log")
+	if err := os.WriteFile(in, []byte("1\n2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Entry 1 differs in "a", entry 2 in "b".
+	if err := os.WriteFile(in+"-expected.json", []byte(`{"expected":[{"a":1,"b":1},{"a":2,"b":1}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fn := func(raw []byte, _ transform.Options, emit transform.Emit) error {
+		emit(beat.Event{Fields: mapstr.M{"a": 2, "b": 2}})
+		return nil
+	}
+	cases, err := FindCases(dir)
+	if err != nil || len(cases) != 1 {
+		t.Fatalf("FindCases: %v %v", cases, err)
+	}
+	run := func(ds []Deviation) (check, needed []string) {
+		r := &recorder{TB: t}
+		Check(r, cases[0], fn, Options{Deviations: ds}, false)
+		check = r.errs
+		r = &recorder{TB: t}
+		CheckDeviationsNeeded(r, cases[0], fn, transform.Options{}, ds)
+		return check, r.errs
+	}
+	exact := []Deviation{{Path: "a", Reason: "test", Entries: []int{1}}, {Path: "b", Reason: "test", Entries: []int{1, 2}}}
+	if check, needed := run(exact); len(check) != 0 || len(needed) != 0 {
+		t.Errorf("deviations covering exactly the differences: check %v, needed %v", check, needed)
+	}
+	wrongEntry := []Deviation{{Path: "a", Reason: "test", Entries: []int{2}}, {Path: "b", Reason: "test"}}
+	check, needed := run(wrongEntry)
+	if len(check) != 1 || !strings.Contains(check[0], "entry 1") {
+		t.Errorf("a deviation on entry 2 must not hide entry 1's difference: %v", check)
+	}
+	if len(needed) != 1 || !strings.Contains(needed[0], `"a"`) {
+		t.Errorf("a deviation hiding nothing on its entries must be reported: %v", needed)
 	}
 }

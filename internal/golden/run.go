@@ -143,7 +143,7 @@ func Check(t testing.TB, c Case, fn transform.Func, opts Options, update bool) [
 		t.Errorf("%s: want %d entries, got %d", c.Name, len(want), len(out.Entries))
 	}
 	for i := 0; i < len(want) && i < len(out.Entries); i++ {
-		if diffs := Compare(want[i], out.Entries[i], opts); len(diffs) > 0 {
+		if diffs := Compare(want[i], out.Entries[i], opts.forEntry(i+1)); len(diffs) > 0 {
 			t.Errorf("%s entry %d:\n  %s", c.Name, i+1, strings.Join(diffs, "\n  "))
 		}
 	}
@@ -163,16 +163,19 @@ func CheckDeviationsNeeded(t testing.TB, c Case, fn transform.Func, defaults tra
 		t.Fatalf("%s: %v", c.Name, err)
 	}
 	for i, d := range deviations {
-		others := append(append([]Deviation(nil), deviations[:i]...), deviations[i+1:]...)
+		others := Options{Deviations: append(append([]Deviation(nil), deviations[:i]...), deviations[i+1:]...)}
 		hidden := false
 		for j := 0; j < len(want) && j < len(out.Entries); j++ {
-			if len(Compare(want[j], out.Entries[j], Options{Deviations: others})) > 0 {
+			if !d.appliesTo(j + 1) {
+				continue
+			}
+			if len(Compare(want[j], out.Entries[j], others.forEntry(j+1))) > 0 {
 				hidden = true
 				break
 			}
 		}
 		if !hidden {
-			t.Errorf("%s: deviation %q (%s) hides no difference; remove it", c.Name, d.Path, d.Reason)
+			t.Errorf("%s: deviation %q %v (%s) hides no difference; remove it", c.Name, d.Path, d.Entries, d.Reason)
 		}
 	}
 }

@@ -50,6 +50,9 @@ type Emit func(beat.Event)
 // and goes on with the next record.
 type Func func(raw []byte, opts Options, emit Emit) error
 
+// ErrorIDPrefix starts the _id of every ErrorEvent.
+const ErrorIDPrefix = "error-"
+
 // ErrorEvent is the document published for a record that could not be processed: it keeps the
 // raw record so nothing is lost, and is marked the way the reference integration marks its
 // pipeline failures so existing error dashboards and queries find it.
@@ -66,7 +69,7 @@ func ErrorEvent(raw []byte, err error, opts Options, now time.Time) beat.Event {
 	}
 	// The same bad record read twice (a retry, a restart) must be indexed once.
 	sum := sha256.Sum256(raw)
-	return beat.Event{Timestamp: now, Fields: fields, Meta: mapstr.M{"_id": "error-" + hex.EncodeToString(sum[:16])}}
+	return beat.Event{Timestamp: now, Fields: fields, Meta: mapstr.M{"_id": ErrorIDPrefix + hex.EncodeToString(sum[:16])}}
 }
 
 // Document renders an event as the JSON object the processing contract defines: the fields
