@@ -15,6 +15,7 @@ import (
 
 	"github.com/defenderbeat/defenderbeat/internal/transform"
 	"github.com/defenderbeat/defenderbeat/module/alert"
+	"github.com/defenderbeat/defenderbeat/module/event"
 	"github.com/defenderbeat/defenderbeat/module/incident"
 	"github.com/defenderbeat/defenderbeat/module/vulnerability"
 )
@@ -33,6 +34,7 @@ type dataset struct {
 var datasets = []dataset{
 	{name: "alert", inputType: alert.InputType, plugin: alert.Spec.Plugin, check: alert.Spec.CheckConfig, transform: alert.Transform, probe: alert.Spec.Probe},
 	{name: "incident", inputType: incident.InputType, plugin: incident.Spec.Plugin, check: incident.Spec.CheckConfig, transform: incident.Transform, probe: incident.Spec.Probe},
+	{name: "event", inputType: event.InputType, plugin: event.Plugin, check: event.CheckConfig, transform: event.Transform, probe: event.Probe},
 	{name: "vulnerability", inputType: vulnerability.InputType, plugin: vulnerability.Plugin, check: vulnerability.CheckConfig, transform: vulnerability.Transform, probe: vulnerability.Probe},
 }
 
@@ -152,6 +154,18 @@ func applyInputDefaults(in *conf.C) (*conf.C, error) {
 	}
 	if err := cfg.Unpack(&tags); err != nil {
 		return nil, err
+	}
+	// The integration's switches (preserve_original_event: true) add the tag of their name, as
+	// its policy template does: the tag is what the documents carry and the processing reads.
+	for _, sw := range []string{transform.TagPreserveDuplicateCustom, transform.TagPreserveOriginal} {
+		if on, _ := cfg.Bool(sw, -1); on && !slices.Contains(tags.Tags, sw) {
+			tags.Tags = append([]string{sw}, tags.Tags...)
+			for i, tag := range tags.Tags {
+				if err := cfg.SetString("tags", i, tag); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	if slices.Contains(tags.Tags, transform.TagForwarded) && !cfg.HasField("publisher_pipeline") {
 		// Forwarded data describes other machines: the collector's own host.* would be wrong.
