@@ -173,7 +173,8 @@ func explainEventHubs(err error, cfg *Config) string {
 	case errors.As(err, &tokErr):
 		return msapi.Explain(err)
 	case errors.As(err, &ehErr) && ehErr.Code == azeventhubs.ErrorCodeUnauthorizedAccess,
-		errors.As(err, &amqpErr) && amqpErr.Condition == amqp.ErrCondUnauthorizedAccess:
+		errors.As(err, &amqpErr) && amqpErr.Condition == amqp.ErrCondUnauthorizedAccess,
+		strings.Contains(err.Error(), "status code 401"): // a refused claim, as the SDK reports it
 		if cfg.AuthType == AuthConnectionString {
 			return fmt.Sprintf("Event Hubs refused the connection string: its key is wrong or rotated, or its shared access policy lacks the Listen claim on event hub %q", cfg.EventHub)
 		}
@@ -184,6 +185,9 @@ func explainEventHubs(err error, cfg *Config) string {
 			return fmt.Sprintf("consumer_group %q does not exist on event hub %q: create it, or use %s", cfg.ConsumerGroup, cfg.EventHub, azeventhubs.DefaultConsumerGroup)
 		}
 		return fmt.Sprintf("event hub %q (or consumer group %q) does not exist in namespace %s: check eventhub and the namespace", cfg.EventHub, cfg.ConsumerGroup, cfg.namespace)
+	case strings.Contains(err.Error(), "status code 404"):
+		// Management and claim requests answer an unknown hub with 404.
+		return fmt.Sprintf("event hub %q does not exist in namespace %s: check eventhub and the namespace", cfg.EventHub, cfg.namespace)
 	case errors.As(err, &dnsErr), strings.Contains(err.Error(), "no such host"):
 		return fmt.Sprintf("the namespace %s does not resolve: check eventhub_namespace or the connection string's Endpoint (and cloud)", cfg.namespace)
 	case strings.Contains(err.Error(), "connection refused"), strings.Contains(err.Error(), "i/o timeout"):
@@ -209,7 +213,8 @@ func explainStorage(err error, cfg *Config) string {
 	switch {
 	case errors.As(err, &tokErr):
 		return msapi.Explain(err)
-	case bloberror.HasCode(err, bloberror.AuthenticationFailed):
+	case bloberror.HasCode(err, bloberror.AuthenticationFailed), strings.Contains(err.Error(), "failed to authenticate the request"):
+		// Azure answers a wrong key with AuthenticationFailed (Azurite with AuthorizationFailure).
 		return fmt.Sprintf("the storage account refused the key: check storage_account_key (or the AccountKey of storage_account_connection_string) for %s", where)
 	case bloberror.HasCode(err, bloberror.AuthorizationPermissionMismatch, bloberror.AuthorizationFailure, bloberror.InsufficientAccountPermissions):
 		if cfg.AuthType != AuthConnectionString && cfg.StorageAccountKey == "" && cfg.StorageAccountConnectionString == "" {
@@ -227,6 +232,21 @@ func orUnknown(s string) string {
 		return "of the managed identity"
 	}
 	return s
+}
+
+// shortStorageError reduces an Azure Storage failure to one line (the SDK's text carries the
+// whole XML answer).
+func shortStorageError(err error) error {
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) {
+		return err
+	}
+	where := ""
+	if re.RawResponse != nil && re.RawResponse.Request != nil {
+		u := re.RawResponse.Request.URL
+		where = re.RawResponse.Request.Method + " " + u.Scheme + "://" + u.Host + u.EscapedPath() + ": "
+	}
+	return fmt.Errorf("%sHTTP %d %s", where, re.StatusCode, re.ErrorCode)
 }
 
 // withAdvice appends explain's advice to err's text.

@@ -262,7 +262,7 @@ func (r *run) setup(ctx context.Context) error {
 		created, err := ensureContainer(ctx, r.clients.container)
 		if err != nil {
 			advice := explainStorage(err, r.cfg)
-			return &setupError{err: withAdvice(fmt.Errorf("checkpoint container: %w", err), advice), fatal: advice != ""}
+			return &setupError{err: withAdvice(fmt.Errorf("checkpoint container %q: %w", r.cfg.StorageAccountContainer, shortStorageError(err)), advice), fatal: advice != ""}
 		}
 		if created {
 			r.log.Infow("Created the checkpoint container.", "container", r.cfg.StorageAccountContainer)
@@ -473,7 +473,7 @@ func (c *checkpointer) flush(ctx context.Context) {
 		c.r.metrics.checkpointErrors.Inc()
 		c.acks.retry()
 		c.log.Warnw("Writing the checkpoint failed; the next acknowledgement retries it.", "sequence_number", pos.sequence,
-			"error", withAdvice(err, explainStorage(err, c.r.cfg)))
+			"error", withAdvice(shortStorageError(err), explainStorage(err, c.r.cfg)))
 		return
 	}
 	c.written = pos

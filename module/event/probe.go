@@ -99,7 +99,7 @@ func probeHub(ctx context.Context, cc *azeventhubs.ConsumerClient, c *Config) er
 func probeContainer(ctx context.Context, cl *clients, c *Config, tune tuning) error {
 	cc := cl.container
 	fail := func(err error) error {
-		return fmt.Errorf("checkpoint container %q: %w", c.StorageAccountContainer, withAdvice(err, explainStorage(err, c)))
+		return fmt.Errorf("checkpoint container %q: %w", c.StorageAccountContainer, withAdvice(shortStorageError(err), explainStorage(err, c)))
 	}
 	_, err := cc.GetProperties(ctx, nil)
 	switch {
