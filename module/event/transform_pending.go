@@ -67,8 +67,10 @@ func pendingRecord(raw json.RawMessage, opts transform.Options) (beat.Event, err
 	if err != nil {
 		return beat.Event{}, fmt.Errorf("properties.Timestamp %q is not a time", ts)
 	}
+	props := mapstr.M(rec.Properties)
+	props["category"] = rec.Category
 	fields := mapstr.M{
-		"m365_defender": mapstr.M{"event": mapstr.M(rec.Properties)},
+		"m365_defender": mapstr.M{"event": props},
 		"event":         mapstr.M{"kind": "event"},
 	}
 	if opts.PreserveOriginal() {
