@@ -212,7 +212,8 @@ func (e *setupError) Unwrap() error { return e.err }
 
 // process runs one Processor until it fails or the input stops.
 func (r *run) process(ctx context.Context, store azeventhubs.CheckpointStore) error {
-	if err := r.setup(ctx); err != nil {
+	firstPartition, err := r.setup(ctx)
+	if err != nil {
 		return err
 	}
 	proc, err := azeventhubs.NewProcessor(r.clients.consumer, store, &azeventhubs.ProcessorOptions{
@@ -245,10 +246,26 @@ func (r *run) process(ctx context.Context, store azeventhubs.CheckpointStore) er
 		}
 	}()
 	lagDone := r.watchLag(procCtx)
-	r.status.UpdateStatus(status.Running, "")
 	r.log.Infow("Reading the event hub.", "eventhub", r.cfg.EventHub, "namespace", r.cfg.namespace,
 		"consumer_group", r.cfg.ConsumerGroup, "checkpoint_store", r.cfg.CheckpointStore, "container", r.cfg.StorageAccountContainer)
-	err = proc.Run(procCtx)
+	ran := make(chan error, 1)
+	go func() { ran <- proc.Run(procCtx) }()
+	// Beside the processor, which would only log a consumer group it cannot read, forever.
+	checked := make(chan error, 1)
+	go func() { checked <- checkReceiver(procCtx, r.clients.consumer, firstPartition) }()
+	select {
+	case err = <-ran:
+	case checkErr := <-checked:
+		if checkErr != nil && procCtx.Err() == nil {
+			advice := explainEventHubs(checkErr, r.cfg)
+			cancel()
+			<-ran
+			err = &setupError{err: withAdvice(fmt.Errorf("event hub: %w", checkErr), advice), fatal: advice != "" && !isTransient(checkErr)}
+		} else {
+			r.status.UpdateStatus(status.Running, "")
+			err = <-ran
+		}
+	}
 	cancel()
 	workers.Wait()
 	<-lagDone
@@ -257,12 +274,12 @@ func (r *run) process(ctx context.Context, store azeventhubs.CheckpointStore) er
 
 // setup checks the hub (and creates the checkpoint container) before a processor starts, so
 // that a wrong name, key or role is reported as such instead of as a silent processor.
-func (r *run) setup(ctx context.Context) error {
+func (r *run) setup(ctx context.Context) (firstPartition string, err error) {
 	if r.clients.container != nil {
 		created, err := ensureContainer(ctx, r.clients.container)
 		if err != nil {
 			advice := explainStorage(err, r.cfg)
-			return &setupError{err: withAdvice(fmt.Errorf("checkpoint container %q: %w", r.cfg.StorageAccountContainer, shortStorageError(err)), advice), fatal: advice != ""}
+			return "", &setupError{err: withAdvice(fmt.Errorf("checkpoint container %q: %w", r.cfg.StorageAccountContainer, shortStorageError(err)), advice), fatal: advice != ""}
 		}
 		if created {
 			r.log.Infow("Created the checkpoint container.", "container", r.cfg.StorageAccountContainer)
@@ -275,10 +292,13 @@ func (r *run) setup(ctx context.Context) error {
 	props, err := r.clients.consumer.GetEventHubProperties(ctx, nil)
 	if err != nil {
 		advice := explainEventHubs(err, r.cfg)
-		return &setupError{err: withAdvice(fmt.Errorf("event hub: %w", err), advice), fatal: advice != "" && !isTransient(err)}
+		return "", &setupError{err: withAdvice(fmt.Errorf("event hub: %w", err), advice), fatal: advice != "" && !isTransient(err)}
+	}
+	if len(props.PartitionIDs) == 0 {
+		return "", &setupError{err: fmt.Errorf("event hub %q has no partitions", r.cfg.EventHub)}
 	}
 	r.log.Debugw("Event hub found.", "partitions", len(props.PartitionIDs))
-	return nil
+	return props.PartitionIDs[0], nil
 }
 
 func isTransient(err error) bool {

@@ -108,6 +108,8 @@ func TestOutputStallLosesNothing(t *testing.T) {
 	out.setStalled(true)
 	during := sendMessages(t, hub, "during", 4, 25, 2) // 50 records a partition, more than the queue takes
 	waitFor(t, 10*time.Second, "the stalled queue to fill", func() bool { return out.waiting() >= 4*out.capacity })
+	// 25 messages a partition after the checkpoints: the lag the input reports.
+	waitFor(t, 10*time.Second, "lag_events to count the unacknowledged messages", func() bool { return in.metric("lag_events") == 4*25 })
 	time.Sleep(300 * time.Millisecond) // a dozen checkpoint intervals
 	if cps := blobCheckpoints(t, az, hub, container); cps["0"] != 1 || cps["1"] != 1 || cps["2"] != 1 || cps["3"] != 1 {
 		t.Fatalf("checkpoints moved while nothing was acknowledged: %v", cps)
@@ -244,4 +246,23 @@ func mustJSON(t testing.TB, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A consumer group that does not exist is reported as such (the Processor itself would only
+// log that it cannot open the partitions, and retry forever).
+func TestUnknownConsumerGroupIsReported(t *testing.T) {
+	// With its partitions refused over and over, the fake reports END frames on sessions it
+	// has already ended (a disagreement of the fake's, seen only here): logged, not failed.
+	hub := startHub(t, eventhubfake.Config{Logf: func(format string, args ...any) { t.Logf("fake: "+format, args...) }})
+	states, closeReg := registry{t.TempDir()}.open(t)
+	defer closeReg()
+	in := startInput(t, hubSettings(t, hub, nil, map[string]any{"consumer_group": "nope"}), testTuning(), states, newOutput(t))
+	waitFor(t, 20*time.Second, "a FAILED status naming the consumer group", func() bool {
+		return strings.Contains(in.status.text(), `Failed: Reading event hub "defender_streaming" stopped`) &&
+			strings.Contains(in.status.text(), `consumer_group "nope" does not exist`)
+	})
+	if in.metric("processor_restarts_total") == 0 {
+		t.Fatal("the failure was not counted")
+	}
+	in.stop(t)
 }

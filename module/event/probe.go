@@ -73,13 +73,22 @@ func probeHub(ctx context.Context, cc *azeventhubs.ConsumerClient, c *Config) er
 	if len(props.PartitionIDs) == 0 {
 		return fmt.Errorf("event hub %q in %s has no partitions", c.EventHub, c.namespace)
 	}
-	// Properties need no consumer group; a receiver does, and the Listen right.
-	pc, err := cc.NewPartitionClient(props.PartitionIDs[0], &azeventhubs.PartitionClientOptions{
+	if err := checkReceiver(ctx, cc, props.PartitionIDs[0]); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// checkReceiver opens a receiver on a partition for a moment: hub properties need no consumer
+// group, a receiver does, and the Listen right. The Processor itself only logs a partition it
+// cannot open, and retries it forever.
+func checkReceiver(ctx context.Context, cc *azeventhubs.ConsumerClient, partition string) error {
+	pc, err := cc.NewPartitionClient(partition, &azeventhubs.PartitionClientOptions{
 		StartPosition: azeventhubs.StartPosition{Latest: to.Ptr(true)},
 		Prefetch:      -1,
 	})
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	defer pc.Close(context.Background())
 	receiveCtx, cancel := context.WithTimeout(ctx, receiveProbeWait)
@@ -88,12 +97,14 @@ func probeHub(ctx context.Context, cc *azeventhubs.ConsumerClient, c *Config) er
 	switch {
 	case err == nil, errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
 	case isOwnershipLost(err), strings.Contains(err.Error(), "resource-limit-exceeded"):
-		// A running instance holds the partition (or its receivers fill the group's quota):
-		// the group exists and the identity may listen.
+		// An instance holds the partition (or receivers fill the group's quota): the group
+		// exists and the identity may listen.
 		return nil
 	}
-	return fail(err)
+	return err
 }
 
 func probeContainer(ctx context.Context, cl *clients, c *Config, tune tuning) error {
