@@ -111,6 +111,8 @@ type Config struct {
 	PartitionExpirationDuration time.Duration `config:"partition_expiration_duration"`
 	Transport                   string        `config:"transport"`
 	SanitizeOptions             []string      `config:"sanitize_options"`
+	// MigrateCheckpoint carries the legacy processor's checkpoints into the current layout.
+	MigrateCheckpoint bool `config:"migrate_checkpoint"`
 
 	// The integration's switches; each adds the tag of its name, which drives the behaviour.
 	PreserveOriginalEvent         bool `config:"preserve_original_event"`
@@ -135,6 +137,7 @@ func defaultConfig() Config {
 		PartitionReceiveCount:       100,
 		PartitionExpirationDuration: time.Minute,
 		Transport:                   transportAMQP,
+		MigrateCheckpoint:           true,
 	}
 }
 
@@ -295,8 +298,12 @@ func (c *Config) resolveConnectionString(fail func(string, string, ...any)) {
 		fail("connection_string", "not an Event Hubs connection string (Endpoint=sb://<namespace>.%s/;SharedAccessKeyName=…;SharedAccessKey=…): %v", c.cloud.eventHubs, err)
 		return
 	}
-	if props.EntityPath != nil && c.EventHub != "" && !strings.EqualFold(*props.EntityPath, c.EventHub) {
-		fail("connection_string", "its EntityPath %q does not match eventhub %q", *props.EntityPath, c.EventHub)
+	if props.EntityPath != nil && c.EventHub != "" {
+		if !strings.EqualFold(*props.EntityPath, c.EventHub) {
+			fail("connection_string", "its EntityPath %q does not match eventhub %q", *props.EntityPath, c.EventHub)
+		}
+		// The SDK names checkpoints after the EntityPath as written: so does everything else.
+		c.EventHub = *props.EntityPath
 	}
 	c.namespace = props.FullyQualifiedNamespace
 	if c.EventHubNamespace != "" {

@@ -124,6 +124,7 @@ type run struct {
 	opts     transform.Options
 	sanitize func([]byte) []byte // nil without sanitize_options
 	clients  *clients
+	migrated bool // legacy checkpoints were looked for
 }
 
 func (in *input) Run(ctx v2.Context, pipeline beat.PipelineConnector) error {
@@ -212,7 +213,7 @@ func (e *setupError) Unwrap() error { return e.err }
 
 // process runs one Processor until it fails or the input stops.
 func (r *run) process(ctx context.Context, store azeventhubs.CheckpointStore) error {
-	firstPartition, err := r.setup(ctx)
+	firstPartition, err := r.setup(ctx, store)
 	if err != nil {
 		return err
 	}
@@ -274,7 +275,7 @@ func (r *run) process(ctx context.Context, store azeventhubs.CheckpointStore) er
 
 // setup checks the hub (and creates the checkpoint container) before a processor starts, so
 // that a wrong name, key or role is reported as such instead of as a silent processor.
-func (r *run) setup(ctx context.Context) (firstPartition string, err error) {
+func (r *run) setup(ctx context.Context, store azeventhubs.CheckpointStore) (firstPartition string, err error) {
 	if r.clients.container != nil {
 		created, err := ensureContainer(ctx, r.clients.container)
 		if err != nil {
@@ -298,6 +299,16 @@ func (r *run) setup(ctx context.Context) (firstPartition string, err error) {
 		return "", &setupError{err: fmt.Errorf("event hub %q has no partitions", r.cfg.EventHub)}
 	}
 	r.log.Debugw("Event hub found.", "partitions", len(props.PartitionIDs))
+	if r.clients.container != nil && r.cfg.MigrateCheckpoint && !r.migrated {
+		migrated, err := migrateLegacyCheckpoints(ctx, r.clients.container, store, r.cfg.namespace, r.cfg.EventHub, r.cfg.ConsumerGroup, props.PartitionIDs)
+		if err != nil {
+			return "", &setupError{err: withAdvice(err, explainStorage(err, r.cfg))}
+		}
+		if len(migrated) > 0 {
+			r.log.Infow("Continuing from the legacy processor's checkpoints.", "partitions", migrated, "container", r.cfg.StorageAccountContainer)
+		}
+		r.migrated = true
+	}
 	return props.PartitionIDs[0], nil
 }
 

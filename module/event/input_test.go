@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azeventhubs/v2"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/elastic/beats/v7/libbeat/statestore"
 
 	"github.com/defenderbeat/defenderbeat/internal/azuritetest"
@@ -265,4 +266,45 @@ func TestUnknownConsumerGroupIsReported(t *testing.T) {
 		t.Fatal("the failure was not counted")
 	}
 	in.stop(t)
+}
+
+// A container the legacy processor (Filebeat's processor v1, the integration's default) wrote
+// to: partitions continue after its checkpoints; partitions without one start as configured.
+func TestLegacyCheckpointsAreMigrated(t *testing.T) {
+	az := azuritetest.Shared(t)
+	hub := startHub(t, eventhubfake.Config{Hubs: []eventhubfake.HubConfig{{Name: testHub, Partitions: 2}}})
+	markers := sendMessages(t, hub, "m", 2, 5, 1)
+	recs, err := hub.Records(testHub, "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := container.NewClientFromConnectionString(az.ConnectionString(), testContainer(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cc.Create(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	legacy := fmt.Sprintf(`{"partitionID":"0","epoch":3,"owner":"a1b2","checkpoint":{"offset":%q,"sequenceNumber":2,"enqueueTime":"2024-05-02T10:00:00Z"}}`, recs[2].Offset)
+	if _, err := cc.NewBlockBlobClient("0").UploadBuffer(context.Background(), []byte(legacy), nil); err != nil {
+		t.Fatal(err)
+	}
+
+	states, closeReg := registry{t.TempDir()}.open(t)
+	defer closeReg()
+	out := newOutput(t)
+	in := startInput(t, hubSettings(t, hub, az, nil), testTuning(), states, out)
+	want := []string{"m-0-3-0", "m-0-4-0"}
+	for _, m := range markers {
+		if strings.HasPrefix(m, "m-1-") {
+			want = append(want, m)
+		}
+	}
+	waitFor(t, 30*time.Second, "the records after the legacy checkpoint", func() bool { return covered(out.ackedDocs(), want) })
+	in.stop(t)
+	for _, d := range out.publishedDocs() {
+		if m := markerOf(d); m == "m-0-0-0" || m == "m-0-1-0" || m == "m-0-2-0" {
+			t.Fatalf("record %s, before the legacy checkpoint, was read again", m)
+		}
+	}
 }
