@@ -200,6 +200,28 @@ func explainEventHubs(err error, cfg *Config) string {
 	return ""
 }
 
+// needsChange reports a failure that only a change of configuration or on the Azure side fixes
+// (a key, a role, a name); network trouble and outages may pass by themselves.
+func needsChange(err error) bool {
+	var (
+		ehErr   *azeventhubs.Error
+		amqpErr *amqp.Error
+		tokErr  *msapi.TokenError
+	)
+	text := err.Error()
+	switch {
+	case errors.As(err, &tokErr):
+		return tokErr.StatusCode != 0 // Entra ID answered, and refused
+	case errors.As(err, &ehErr) && ehErr.Code == azeventhubs.ErrorCodeUnauthorizedAccess,
+		errors.As(err, &amqpErr) && (amqpErr.Condition == amqp.ErrCondUnauthorizedAccess || amqpErr.Condition == amqp.ErrCondNotFound),
+		strings.Contains(text, "status code 401"), strings.Contains(text, "status code 404"):
+		return true
+	}
+	return bloberror.HasCode(err, bloberror.AuthenticationFailed, bloberror.AuthorizationPermissionMismatch,
+		bloberror.AuthorizationFailure, bloberror.InsufficientAccountPermissions) ||
+		strings.Contains(text, "failed to authenticate the request")
+}
+
 // explainStorage turns a checkpoint-container failure into what to fix; "" when it has no advice.
 func explainStorage(err error, cfg *Config) string {
 	var (

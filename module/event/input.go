@@ -261,7 +261,7 @@ func (r *run) process(ctx context.Context, store azeventhubs.CheckpointStore) er
 			advice := explainEventHubs(checkErr, r.cfg)
 			cancel()
 			<-ran
-			err = &setupError{err: withAdvice(fmt.Errorf("event hub: %w", checkErr), advice), fatal: advice != "" && !isTransient(checkErr)}
+			err = &setupError{err: withAdvice(fmt.Errorf("event hub: %w", checkErr), advice), fatal: needsChange(checkErr)}
 		} else {
 			r.status.UpdateStatus(status.Running, "")
 			err = <-ran
@@ -280,7 +280,7 @@ func (r *run) setup(ctx context.Context, store azeventhubs.CheckpointStore) (fir
 		created, err := ensureContainer(ctx, r.clients.container)
 		if err != nil {
 			advice := explainStorage(err, r.cfg)
-			return "", &setupError{err: withAdvice(fmt.Errorf("checkpoint container %q: %w", r.cfg.StorageAccountContainer, shortStorageError(err)), advice), fatal: advice != ""}
+			return "", &setupError{err: withAdvice(fmt.Errorf("checkpoint container %q: %w", r.cfg.StorageAccountContainer, shortStorageError(err)), advice), fatal: needsChange(err)}
 		}
 		if created {
 			r.log.Infow("Created the checkpoint container.", "container", r.cfg.StorageAccountContainer)
@@ -293,7 +293,7 @@ func (r *run) setup(ctx context.Context, store azeventhubs.CheckpointStore) (fir
 	props, err := r.clients.consumer.GetEventHubProperties(ctx, nil)
 	if err != nil {
 		advice := explainEventHubs(err, r.cfg)
-		return "", &setupError{err: withAdvice(fmt.Errorf("event hub: %w", err), advice), fatal: advice != "" && !isTransient(err)}
+		return "", &setupError{err: withAdvice(fmt.Errorf("event hub: %w", err), advice), fatal: needsChange(err)}
 	}
 	if len(props.PartitionIDs) == 0 {
 		return "", &setupError{err: fmt.Errorf("event hub %q has no partitions", r.cfg.EventHub)}
@@ -310,11 +310,6 @@ func (r *run) setup(ctx context.Context, store azeventhubs.CheckpointStore) (fir
 		r.migrated = true
 	}
 	return props.PartitionIDs[0], nil
-}
-
-func isTransient(err error) bool {
-	var ehErr *azeventhubs.Error
-	return errors.As(err, &ehErr) && ehErr.Code == azeventhubs.ErrorCodeConnectionLost
 }
 
 func (r *run) startPosition() azeventhubs.StartPosition {

@@ -308,3 +308,20 @@ func TestLegacyCheckpointsAreMigrated(t *testing.T) {
 		}
 	}
 }
+
+// A namespace that does not answer may come back by itself: DEGRADED, retried, not FAILED.
+func TestUnreachableNamespaceIsDegraded(t *testing.T) {
+	hub := startHub(t, eventhubfake.Config{})
+	settings := hubSettings(t, hub, nil, nil)
+	_ = hub.Close() // nothing listens on its port any more
+	states, closeReg := registry{t.TempDir()}.open(t)
+	defer closeReg()
+	in := startInput(t, settings, testTuning(), states, newOutput(t))
+	waitFor(t, 30*time.Second, "a DEGRADED status saying the namespace cannot be reached", func() bool {
+		return strings.Contains(in.status.text(), "Degraded: ") && strings.Contains(in.status.text(), "cannot reach 127.0.0.1:")
+	})
+	in.stop(t)
+	if strings.Contains(in.status.text(), "Failed:") {
+		t.Fatalf("an outage was reported as a configuration failure:\n%s", in.status.text())
+	}
+}
