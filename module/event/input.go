@@ -25,6 +25,7 @@ import (
 	"github.com/elastic/beats/v7/libbeat/statestore"
 	conf "github.com/elastic/elastic-agent-libs/config"
 	"github.com/elastic/elastic-agent-libs/logp"
+	"github.com/elastic/elastic-agent-libs/mapstr"
 	"github.com/elastic/go-concert/ctxtool"
 
 	"github.com/defenderbeat/defenderbeat/internal/inputkit"
@@ -385,7 +386,9 @@ receive:
 	<-cpDone
 	if !lost {
 		// A new owner starts from the checkpoint; after a loss it may already be ahead of ours.
-		cp.flush(context.Background())
+		flushCtx, cancel := context.WithTimeout(context.Background(), finalFlushTimeout)
+		cp.flush(flushCtx)
+		cancel()
 	}
 	r.metrics.partitionClosed(pid)
 	log.Debugw("Stopped reading partition.", "messages_unacknowledged", acks.inFlight())
@@ -441,12 +444,32 @@ func (r *run) count(doc *beat.Event) {
 	if doc.Meta != nil {
 		delete(doc.Meta, MetaUnknownCategory)
 	}
-	if kind, _ := doc.Fields.GetValue("event.kind"); kind == "pipeline_error" {
+	if eventKind(doc.Fields) == "pipeline_error" {
 		r.metrics.errorDocuments.Inc()
 	} else {
 		r.metrics.records.Inc()
 	}
 }
+
+// eventKind reads event.kind without the allocations of a dotted-path lookup (it runs for
+// every document).
+func eventKind(fields mapstr.M) any {
+	switch ev := fields["event"].(type) {
+	case mapstr.M:
+		return ev["kind"]
+	case map[string]any:
+		return ev["kind"]
+	}
+	return nil
+}
+
+// A checkpoint write gives up after checkpointTimeout (the next acknowledgement retries it);
+// the last one of a closing partition after finalFlushTimeout, so a shutdown with storage
+// unreachable does not hang.
+const (
+	checkpointTimeout = 30 * time.Second
+	finalFlushTimeout = 10 * time.Second
+)
 
 // checkpointer writes a partition's checkpoint as acknowledgements move it, at most once per
 // tune.checkpointEvery, from its own goroutine: the ACK callback must not wait for storage.
@@ -492,7 +515,7 @@ func (c *checkpointer) flush(ctx context.Context) {
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, checkpointTimeout)
 	defer cancel()
 	err := c.pc.UpdateCheckpoint(ctx, &azeventhubs.ReceivedEventData{SequenceNumber: pos.sequence, Offset: pos.offset}, nil)
 	if err != nil {
