@@ -219,6 +219,12 @@ func (o *output) ackedDocs() []beat.Event {
 	return append([]beat.Event(nil), o.acked...)
 }
 
+func (o *output) ackedCount() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.acked)
+}
+
 func (o *output) publishedDocs() []beat.Event {
 	o.mu.Lock()
 	defer o.mu.Unlock()
