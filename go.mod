@@ -17,6 +17,7 @@ require (
 	github.com/magefile/mage v1.15.0
 	github.com/spf13/cobra v1.10.1
 	go.uber.org/zap v1.27.0
+	golang.org/x/net v0.58.0
 	gopkg.in/yaml.v2 v2.4.0
 )
 
@@ -162,7 +163,6 @@ require (
 	golang.org/x/crypto v0.55.0 // indirect
 	golang.org/x/exp v0.0.0-20260813180055-c1d0aacb2297 // indirect
 	golang.org/x/mod v0.39.0 // indirect
-	golang.org/x/net v0.58.0 // indirect
 	golang.org/x/oauth2 v0.36.0 // indirect
 	golang.org/x/sync v0.22.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect

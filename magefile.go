@@ -18,6 +18,9 @@ import (
 func init() {
 	// Without it dev-tools names the fields asset after the folder, and the template loses our fields.
 	devtools.BeatName = "defenderbeat"
+	// Derived from the folder name before init runs: the generated configs would name the
+	// default index after whatever directory the repository was checked out in.
+	devtools.BeatIndexPrefix = "defenderbeat"
 	devtools.BeatDescription = "Ships Microsoft Defender XDR alerts, incidents, events and vulnerabilities."
 	devtools.BeatLicense = "ASL 2.0"
 }

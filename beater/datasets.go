@@ -24,13 +24,8 @@ import (
 var datasets = []inputkit.Dataset{
 	alert.Dataset,
 	incident.Dataset,
+	event.Dataset,
 	vulnerability.Dataset,
-}
-
-// transformOnly lists datasets whose processing exists before their input does: the `transform`
-// command runs them, the beat does not collect them yet.
-var transformOnly = []inputkit.Dataset{
-	{Name: "event", Transform: event.Transform},
 }
 
 func datasetOf(inputType string) (inputkit.Dataset, bool) {
@@ -50,24 +45,13 @@ func Datasets() []string {
 	return names
 }
 
-// TransformDatasets names every dataset the `transform` command can run.
-func TransformDatasets() []string {
-	names := Datasets()
-	for _, d := range transformOnly {
-		names = append(names, d.Name)
-	}
-	return names
-}
-
 // TransformFor returns a dataset's processing, for the `transform` command.
 func TransformFor(name string) (transform.Func, bool) {
-	if i := slices.IndexFunc(datasets, func(d inputkit.Dataset) bool { return d.Name == name }); i >= 0 {
-		return datasets[i].Transform, true
+	i := slices.IndexFunc(datasets, func(d inputkit.Dataset) bool { return d.Name == name })
+	if i < 0 {
+		return nil, false
 	}
-	if i := slices.IndexFunc(transformOnly, func(d inputkit.Dataset) bool { return d.Name == name }); i >= 0 {
-		return transformOnly[i].Transform, true
-	}
-	return nil, false
+	return datasets[i].Transform, true
 }
 
 // ProbeInput acquires a token and calls the API once with one input's options.
@@ -160,6 +144,18 @@ func applyInputDefaults(in *conf.C) (*conf.C, error) {
 	}
 	if err := cfg.Unpack(&tags); err != nil {
 		return nil, err
+	}
+	// The integration's switches (preserve_original_event: true) add the tag of their name, as
+	// its policy template does: the tag is what the documents carry and the processing reads.
+	for _, sw := range []string{transform.TagPreserveDuplicateCustom, transform.TagPreserveOriginal} {
+		if on, _ := cfg.Bool(sw, -1); on && !slices.Contains(tags.Tags, sw) {
+			tags.Tags = append([]string{sw}, tags.Tags...)
+			for i, tag := range tags.Tags {
+				if err := cfg.SetString("tags", i, tag); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	if slices.Contains(tags.Tags, transform.TagForwarded) && !cfg.HasField("publisher_pipeline") {
 		// Forwarded data describes other machines: the collector's own host.* would be wrong.

@@ -32,13 +32,15 @@ func genSimulateCmd() *cobra.Command {
 		Use:   "simulate",
 		Short: "Run every dataset against a built-in simulated Microsoft tenant",
 		Long: `Starts a simulated tenant (Entra ID token endpoint, Microsoft Graph security API and Defender
-for Endpoint API, over TLS with its own CA, on 127.0.0.1) and runs every dataset against it with a
-built-in configuration, printing documents to the console until Ctrl-C or --duration. The inputs of defenderbeat.yml are
-not used. Any -E setting still applies, e.g. -E output.console.enabled=false -E output.file.path=DIR.
-With --serve-only it only serves the tenant and prints the settings to point a defenderbeat.yml at it.
---faults spoils answers on purpose to show how the inputs cope. With slowpage, for example, an alerts
-page takes 45s to arrive, longer than http_client_timeout (30s), yet never pauses for long, and it
-is read whole: http_client_timeout only counts time spent waiting on the network.`,
+for Endpoint API, over TLS with its own CA, on 127.0.0.1; and the Streaming API's event hub, plain
+AMQP on 127.0.0.1, receiving Advanced Hunting records of every table it simulates) and runs every
+dataset against it with a built-in configuration, printing documents to the console until Ctrl-C
+or --duration. The inputs of defenderbeat.yml are not used. Any -E setting still applies, e.g.
+-E output.console.enabled=false -E output.file.path=DIR. With --serve-only it only serves the
+tenant and prints the settings to point a defenderbeat.yml at it. --faults spoils answers on
+purpose to show how the inputs cope. With slowpage, for example, an alerts page takes 45s to
+arrive, longer than http_client_timeout (30s), yet never pauses for long, and it is read whole:
+http_client_timeout only counts time spent waiting on the network.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -46,7 +48,7 @@ is read whole: http_client_timeout only counts time spent waiting on the network
 			if err != nil {
 				return &exitError{exitUsage, fmt.Errorf("--faults: %w", err)}
 			}
-			srv, err := simulator.Start(simulator.Config{Seed: seed, ChangeEvery: change})
+			srv, err := simulator.Start(simulator.Config{Seed: seed, ChangeEvery: change, Streaming: &simulator.StreamingConfig{}})
 			if err != nil {
 				return &exitError{1, fmt.Errorf("starting the simulated tenant: %w", err)}
 			}
@@ -98,6 +100,9 @@ func simulatedInputs(srv *simulator.Server) []map[string]any {
 			inputs = append(inputs, graph("defender-alert", "simulated-alerts"))
 		case "incident":
 			inputs = append(inputs, graph("defender-incident", "simulated-incidents"))
+		case "event":
+			// The Streaming API's hub; one instance, so its checkpoints live in the registry.
+			inputs = append(inputs, eventInput(srv))
 		case "vulnerability":
 			// A full export first, then the changes the tenant makes every --change-every.
 			in := common("defender-vulnerability", "simulated-vulnerabilities")
@@ -107,6 +112,18 @@ func simulatedInputs(srv *simulator.Server) []map[string]any {
 		}
 	}
 	return inputs
+}
+
+func eventInput(srv *simulator.Server) map[string]any {
+	return map[string]any{
+		"type":                      "defender-event",
+		"id":                        "simulated-events",
+		"eventhub":                  srv.EventHubName(),
+		"connection_string":         srv.EventHubConnectionString(),
+		"checkpoint_store":          "local",
+		"processor_update_interval": "1s",
+		"partition_receive_timeout": "1s",
+	}
 }
 
 func runSimulated(srv *simulator.Server, duration time.Duration) error {
@@ -176,8 +193,18 @@ func printServeOnly(cmd *cobra.Command, srv *simulator.Server) {
 
       download_hosts: [%q]
 
+  The Streaming API's event hub (Advanced Hunting records of %d tables, more every
+  --change-every) is read with:
+
+    - type: defender-event
+      id: simulated-events
+      eventhub: %s
+      connection_string: "%s"
+      checkpoint_store: local      # no storage account: checkpoints in the beat's registry
+
 Ctrl-C stops it.
-`, srv.TenantID(), srv.ClientID(), srv.ClientSecret(), srv.URL(), srv.URL(), srv.CAFile(), srv.Hostname())
+`, srv.TenantID(), srv.ClientID(), srv.ClientSecret(), srv.URL(), srv.URL(), srv.CAFile(), srv.Hostname(),
+		len(simulator.StreamingTables), srv.EventHubName(), srv.EventHubConnectionString())
 }
 
 func waitForSignal(duration time.Duration) {

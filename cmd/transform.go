@@ -56,7 +56,7 @@ record was malformed (its error document is printed and the reason goes to stder
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fn, ok := beater.TransformFor(dataset)
 			if !ok {
-				return &exitError{exitUsage, fmt.Errorf("--dataset: %q is not one of %s", dataset, strings.Join(beater.TransformDatasets(), ", "))}
+				return &exitError{exitUsage, fmt.Errorf("--dataset: %q is not one of %s", dataset, strings.Join(beater.Datasets(), ", "))}
 			}
 			opts := transform.Options{Tags: tags}
 			if generatedTime != "" {
@@ -87,7 +87,7 @@ record was malformed (its error document is printed and the reason goes to stder
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dataset, "dataset", "", "dataset whose processing to run: "+strings.Join(beater.TransformDatasets(), "|"))
+	cmd.Flags().StringVar(&dataset, "dataset", "", "dataset whose processing to run: "+strings.Join(beater.Datasets(), "|"))
 	cmd.Flags().StringSliceVar(&tags, "tags", nil, "tags of the input (preserve_original_event and preserve_duplicate_custom_fields switch those behaviours)")
 	cmd.Flags().StringVar(&generatedTime, "generated-time", "", "vulnerability: the export's generatedTime (RFC 3339)")
 	return cmd

@@ -47,8 +47,8 @@ func field(doc map[string]any, path string) any {
 }
 
 func TestTransformEventRecordsAndMessages(t *testing.T) {
-	if !strings.Contains(strings.Join(beater.TransformDatasets(), ","), "event") {
-		t.Fatalf("event is not among the transform datasets: %v", beater.TransformDatasets())
+	if !strings.Contains(strings.Join(beater.Datasets(), ","), "event") {
+		t.Fatalf("event is not among the transform datasets: %v", beater.Datasets())
 	}
 	second := strings.Replace(eventRecord, `"dev1"`, `"dev2"`, 1)
 	input := eventRecord + "\n" +

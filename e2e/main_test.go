@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/defenderbeat/defenderbeat/internal/azuritetest"
 )
 
 var binary string
@@ -35,6 +37,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	azuritetest.StopShared()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -23,9 +23,13 @@ func TestSimulatePublishesEveryDataset(t *testing.T) {
 	collector, _ := os.Hostname()
 	docs := readDocs(t, out)
 	perDataset := map[string]int{}
+	tables := map[string]bool{}
 	for _, d := range docs {
 		ds, _ := get(d, "event.dataset").(string)
 		perDataset[ds]++
+		if category, ok := get(d, "m365_defender.event.category").(string); ok {
+			tables[category] = true
+		}
 		if get(d, "data_stream.dataset") != ds || get(d, "data_stream.type") != "logs" || get(d, "data_stream.namespace") != "default" {
 			t.Fatalf("data_stream does not match event.dataset: %v", d["data_stream"])
 		}
@@ -38,10 +42,14 @@ func TestSimulatePublishesEveryDataset(t *testing.T) {
 			t.Fatalf("forwarded document carries the collector's host %q: %v", collector, d["host"])
 		}
 	}
-	for _, ds := range []string{"m365_defender.alert", "m365_defender.incident", "m365_defender.vulnerability"} {
+	for _, ds := range []string{"m365_defender.alert", "m365_defender.incident", "m365_defender.event", "m365_defender.vulnerability"} {
 		if perDataset[ds] == 0 {
 			t.Errorf("no %s document in %d documents (%v)", ds, len(docs), perDataset)
 		}
+	}
+	// The Streaming API's hub: a new user sees events of many Advanced Hunting tables.
+	if len(tables) < 10 {
+		t.Errorf("event documents of %d tables, want at least 10: %v", len(tables), tables)
 	}
 }
 

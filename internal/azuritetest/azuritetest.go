@@ -70,6 +70,17 @@ func Binary() (string, error) {
 // developer machine.
 func Start(t testing.TB) *Azurite {
 	t.Helper()
+	a, err := start(available(t))
+	if err != nil {
+		t.Fatalf("starting Azurite: %v", err)
+	}
+	t.Cleanup(a.Stop)
+	return a
+}
+
+// available returns the azurite-blob binary, or ends the test as Start documents.
+func available(t testing.TB) string {
+	t.Helper()
 	bin, err := Binary()
 	if err == nil {
 		_, err = exec.LookPath("node")
@@ -81,12 +92,40 @@ func Start(t testing.TB) *Azurite {
 		}
 		t.Skip(msg)
 	}
-	a, err := start(bin)
-	if err != nil {
-		t.Fatalf("starting Azurite: %v", err)
+	return bin
+}
+
+var shared struct {
+	mu  sync.Mutex
+	a   *Azurite
+	err error
+}
+
+// Shared is one Azurite for all the tests of a package that call it (starting one takes
+// seconds on a busy machine); tests keep apart by using containers of their own. The
+// package's TestMain ends it with StopShared.
+func Shared(t testing.TB) *Azurite {
+	t.Helper()
+	bin := available(t)
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.a == nil && shared.err == nil {
+		shared.a, shared.err = start(bin)
 	}
-	t.Cleanup(a.Stop)
-	return a
+	if shared.err != nil {
+		t.Fatalf("starting Azurite: %v", shared.err)
+	}
+	return shared.a
+}
+
+// StopShared stops the instance Shared started, if any.
+func StopShared() {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.a != nil {
+		shared.a.Stop()
+		shared.a = nil
+	}
 }
 
 func start(bin string) (*Azurite, error) {

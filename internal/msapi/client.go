@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/elastic/elastic-agent-libs/logp"
@@ -78,18 +77,7 @@ func NewClient(o Options, api API, log *logp.Logger, m *Metrics) (*Client, error
 	if len(o.TokenScopes) == 0 || o.LoginURL == "" {
 		return nil, errors.New("msapi: options must be resolved with Resolve before NewClient")
 	}
-	if o.retryDelay == 0 {
-		o.retryDelay = defaultRetryDelay
-	}
-	if o.maxRetryDelay == 0 {
-		o.maxRetryDelay = defaultMaxRetryDelay
-	}
-	if o.MaxResponseBytes <= 0 {
-		o.MaxResponseBytes = DefaultMaxResponseBytes
-	}
-	if o.HTTPClientTimeout <= 0 {
-		o.HTTPClientTimeout = DefaultHTTPClientTimeout
-	}
+	o.setDefaults()
 
 	c := &Client{
 		opts:    o,
@@ -113,22 +101,9 @@ func NewClient(o Options, api API, log *logp.Logger, m *Metrics) (*Client, error
 	if err != nil {
 		return nil, err
 	}
-	// IMDS and the App Service identity endpoint are local: never through a proxy.
-	credHTTP, err := newHTTPClient(o, log, o.AuthType != AuthManagedIdentity, refuseRedirects)
-	if err != nil {
+	if c.cred, err = newRenewableCredential(o, log, c.sc); err != nil {
 		return nil, err
 	}
-
-	credOpts := azcore.ClientOptions{
-		Transport:       &limitedTransport{client: credHTTP, limit: maxTokenBody, idle: o.HTTPClientTimeout},
-		Retry:           c.retryOptions(o.HTTPClientTimeout),
-		Telemetry:       policy.TelemetryOptions{ApplicationID: "defenderbeat"},
-		PerCallPolicies: []policy.Policy{newTokenRequestPolicy(o)},
-	}
-	if o.EnableRequestTracer {
-		credOpts.PerRetryPolicies = []policy.Policy{c.tracer(true)}
-	}
-	c.cred = &renewableCredential{build: credentialBuilder(o, credOpts), authType: o.AuthType, sc: c.sc}
 
 	perRetry := []policy.Policy{
 		metricsPolicy(m, log, c.sc),
@@ -160,16 +135,36 @@ func NewClient(o Options, api API, log *logp.Logger, m *Metrics) (*Client, error
 	return c, nil
 }
 
+// setDefaults fills what a zero Options (one not built from DefaultOptions) lacks.
+func (o *Options) setDefaults() {
+	if o.retryDelay == 0 {
+		o.retryDelay = defaultRetryDelay
+	}
+	if o.maxRetryDelay == 0 {
+		o.maxRetryDelay = defaultMaxRetryDelay
+	}
+	if o.MaxResponseBytes <= 0 {
+		o.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if o.HTTPClientTimeout <= 0 {
+		o.HTTPClientTimeout = DefaultHTTPClientTimeout
+	}
+}
+
 func (c *Client) retryOptions(tryTimeout time.Duration) policy.RetryOptions {
-	maxRetries := int32(c.opts.MaxRetries)
+	return retryOptions(c.opts, tryTimeout)
+}
+
+func retryOptions(o Options, tryTimeout time.Duration) policy.RetryOptions {
+	maxRetries := int32(o.MaxRetries)
 	if maxRetries == 0 {
 		maxRetries = -1 // azcore reads 0 as "default (3)"
 	}
 	return policy.RetryOptions{
 		MaxRetries:    maxRetries,
 		TryTimeout:    tryTimeout,
-		RetryDelay:    c.opts.retryDelay,
-		MaxRetryDelay: c.opts.maxRetryDelay,
+		RetryDelay:    o.retryDelay,
+		MaxRetryDelay: o.maxRetryDelay,
 		StatusCodes: []int{
 			http.StatusTooManyRequests,
 			http.StatusInternalServerError,
@@ -180,8 +175,10 @@ func (c *Client) retryOptions(tryTimeout time.Duration) policy.RetryOptions {
 	}
 }
 
-func (c *Client) tracer(logBody bool) policy.Policy {
-	return &tracerPolicy{log: c.log.Named("trace"), sc: c.sc, logBody: logBody, maxBody: 4096}
+func (c *Client) tracer(logBody bool) policy.Policy { return newTracer(c.log, c.sc, logBody) }
+
+func newTracer(log *logp.Logger, sc scrubber, logBody bool) policy.Policy {
+	return &tracerPolicy{log: log.Named("trace"), sc: sc, logBody: logBody, maxBody: 4096}
 }
 
 // newHTTPClient builds the transport in libbeat's shape (ssl, proxy_url) with per-host TLS

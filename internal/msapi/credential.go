@@ -3,6 +3,7 @@ package msapi
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/elastic/elastic-agent-libs/logp"
 )
 
 // renewableCredential lets a 401 from the API force a brand-new token. azidentity (MSAL) serves
@@ -54,6 +56,39 @@ func (c *renewableCredential) renew() {
 	c.mu.Lock()
 	c.stale = true
 	c.mu.Unlock()
+}
+
+// NewTokenCredential is the credential NewClient authenticates with, for Azure SDK clients that
+// take an azcore.TokenCredential themselves (Event Hubs, Blob storage): the same auth types,
+// authority, token_endpoint handling and secret-free errors. o must have passed
+// ResolveCredential (or Resolve). log may be nil.
+func NewTokenCredential(o Options, log *logp.Logger) (azcore.TokenCredential, error) {
+	if o.LoginURL == "" {
+		return nil, errors.New("msapi: options must be resolved with ResolveCredential before NewTokenCredential")
+	}
+	if log == nil {
+		log = logp.NewNopLogger()
+	}
+	o.setDefaults()
+	return newRenewableCredential(o, log.Named("msapi"), newScrubber(o.ClientSecret, o.CertificatePassword, proxyPassword(o.ProxyURL)))
+}
+
+func newRenewableCredential(o Options, log *logp.Logger, sc scrubber) (*renewableCredential, error) {
+	// IMDS and the App Service identity endpoint are local: never through a proxy.
+	credHTTP, err := newHTTPClient(o, log, o.AuthType != AuthManagedIdentity, refuseRedirects)
+	if err != nil {
+		return nil, err
+	}
+	credOpts := azcore.ClientOptions{
+		Transport:       &limitedTransport{client: credHTTP, limit: maxTokenBody, idle: o.HTTPClientTimeout},
+		Retry:           retryOptions(o, o.HTTPClientTimeout),
+		Telemetry:       policy.TelemetryOptions{ApplicationID: "defenderbeat"},
+		PerCallPolicies: []policy.Policy{newTokenRequestPolicy(o)},
+	}
+	if o.EnableRequestTracer {
+		credOpts.PerRetryPolicies = []policy.Policy{newTracer(log, sc, true)}
+	}
+	return &renewableCredential{build: credentialBuilder(o, credOpts), authType: o.AuthType, sc: sc}, nil
 }
 
 // credentialBuilder returns the constructor of the azidentity credential for o.AuthType.

@@ -198,30 +198,9 @@ func (o *Options) Resolve(api API) []error {
 		errs = append(errs, fmt.Errorf("%s: %s", option, fmt.Sprintf(format, args...)))
 	}
 
-	if o.AuthType == "" {
-		o.AuthType = AuthClientSecret
-	}
-	if !slices.Contains(authTypes, o.AuthType) {
-		fail("auth_type", "%q is not one of %s", o.AuthType, strings.Join(authTypes, ", "))
-	}
-	if o.Cloud == "" {
-		o.Cloud = CloudGlobal
-	}
-	endpoints, knownCloud := clouds[o.Cloud]
-	if !knownCloud {
-		fail("cloud", "%q is not one of %s", o.Cloud, strings.Join(cloudNames, ", "))
-		endpoints = clouds[CloudGlobal]
-	}
-
-	o.TenantID = mergeAlias(o.TenantID, o.AzureTenantID, "tenant_id", "azure_tenant_id", fail)
-	o.AzureTenantID = ""
+	endpoints := o.resolveIdentity(fail)
 	o.RequestURL = mergeAlias(o.RequestURL, o.URL, "request_url", "url", fail)
 	o.URL = ""
-	o.LoginURL = mergeAlias(o.LoginURL, o.TokenURL, "login_url", "token_url", fail)
-	o.TokenURL = ""
-
-	o.resolveCredentials(fail)
-	o.resolveLogin(endpoints, fail)
 	o.resolveRequestURL(api, endpoints, fail)
 
 	if o.HTTPClientTimeout <= 0 {
@@ -255,6 +234,46 @@ func (o *Options) Resolve(api API) []error {
 		o.maxRetryDelay = defaultMaxRetryDelay
 	}
 	return errs
+}
+
+// ResolveCredential validates and completes only what NewTokenCredential needs (auth type,
+// cloud, the credential options and the login host), for inputs whose Azure SDK clients
+// authenticate themselves. Problems are returned as Resolve returns them.
+func (o *Options) ResolveCredential() []error {
+	var errs []error
+	fail := func(option, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", option, fmt.Sprintf(format, args...)))
+	}
+	o.resolveIdentity(fail)
+	o.setDefaults()
+	return errs
+}
+
+// resolveIdentity resolves who authenticates where: auth type, cloud, credentials and login.
+func (o *Options) resolveIdentity(fail func(string, string, ...any)) cloudEndpoints {
+	if o.AuthType == "" {
+		o.AuthType = AuthClientSecret
+	}
+	if !slices.Contains(authTypes, o.AuthType) {
+		fail("auth_type", "%q is not one of %s", o.AuthType, strings.Join(authTypes, ", "))
+	}
+	if o.Cloud == "" {
+		o.Cloud = CloudGlobal
+	}
+	endpoints, knownCloud := clouds[o.Cloud]
+	if !knownCloud {
+		fail("cloud", "%q is not one of %s", o.Cloud, strings.Join(cloudNames, ", "))
+		endpoints = clouds[CloudGlobal]
+	}
+
+	o.TenantID = mergeAlias(o.TenantID, o.AzureTenantID, "tenant_id", "azure_tenant_id", fail)
+	o.AzureTenantID = ""
+	o.LoginURL = mergeAlias(o.LoginURL, o.TokenURL, "login_url", "token_url", fail)
+	o.TokenURL = ""
+
+	o.resolveCredentials(fail)
+	o.resolveLogin(endpoints, fail)
+	return endpoints
 }
 
 func mergeAlias(value, alias, name, aliasName string, fail func(string, string, ...any)) string {

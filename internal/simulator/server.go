@@ -2,14 +2,16 @@
 // own CA: an Entra ID (OAuth2 v2.0) authority, the Microsoft Graph security
 // APIs (alerts_v2, incidents) and the Defender for Endpoint vulnerability
 // export and delta APIs, with seeded, changing data, Microsoft-like paging and
-// limits, and injectable faults. Integration tests and `defenderbeat simulate`
-// point real clients (azidentity, azcore) at it.
+// limits, and injectable faults; optionally the Streaming API's event hub.
+// Integration tests and `defenderbeat simulate` point real clients (azidentity,
+// azcore, azeventhubs) at it.
 //
 // Files: server.go (lifecycle, routing, request log), ca.go (certificates),
 // oauth.go (authority and tokens), graph.go (Graph endpoints), query.go
 // ($filter/$orderby), store.go (records), data.go + evidence.go (generated
 // tenant data and its changes), faults.go (fault injection), mde*.go
-// (Defender for Endpoint, see mde.go).
+// (Defender for Endpoint, see mde.go), streaming.go (Advanced Hunting records
+// on the Event Hubs fake).
 package simulator
 
 import (
@@ -51,9 +53,11 @@ type Config struct {
 	// collections do) instead of a $skiptoken; $skip above 500 is then refused like Graph does.
 	SkipNextLinks bool
 	// MDE sizes the Defender for Endpoint vulnerability export and delta data.
-	MDE  MDEConfig
-	Now  func() time.Time                 // default time.Now
-	Logf func(format string, args ...any) // optional request log
+	MDE MDEConfig
+	// Streaming, when set, also serves the Streaming API's event hub (streaming.go).
+	Streaming *StreamingConfig
+	Now       func() time.Time                 // default time.Now
+	Logf      func(format string, args ...any) // optional request log
 }
 
 // Request is one recorded request. Header is a copy in which Authorization
@@ -82,6 +86,7 @@ type Server struct {
 	store     *store
 	data      *generator
 	mde       *mdeState
+	streaming *streamer // nil without Config.Streaming
 	tokens    *tokenStore
 	faults    faultList
 	log       requestLog
@@ -138,8 +143,23 @@ func Start(cfg Config) (*Server, error) {
 	s.data.populate(s.store)
 	s.mde = newMDEState(cfg.MDE, cfg.Seed, s.tenantID, cfg.Now())
 
+	if cfg.Streaming != nil {
+		if s.streaming, err = startStreaming(*cfg.Streaming, cfg.Seed, s.tenantID, cfg.Now); err != nil {
+			os.RemoveAll(s.tmpDir)
+			return nil, fmt.Errorf("simulator event hub: %w", err)
+		}
+		// A first backlog, so a reader starting from the earliest position has every table.
+		if err := s.streaming.send(2 * s.streaming.cfg.MessagesPerTick); err != nil {
+			s.streaming.close()
+			os.RemoveAll(s.tmpDir)
+			return nil, err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
+		if s.streaming != nil {
+			s.streaming.close()
+		}
 		os.RemoveAll(s.tmpDir)
 		return nil, fmt.Errorf("simulator listen on %s: %w", cfg.Addr, err)
 	}
@@ -221,6 +241,9 @@ func (s *Server) Close() error {
 			err = s.http.Close()
 		}
 		s.wg.Wait()
+		if s.streaming != nil {
+			s.streaming.close()
+		}
 		if rmErr := os.RemoveAll(s.tmpDir); rmErr != nil && err == nil {
 			err = rmErr
 		}
@@ -261,10 +284,14 @@ func (s *Server) Reset() { s.store.reset() }
 // Tick applies one change step now: some alerts and their incidents are
 // updated (lastUpdateDateTime = now) and new alerts, sometimes in new
 // incidents, appear; Defender for Endpoint records MDEConfig.DeltaChangesPerTick
-// vulnerability changes (eventTimestamp = now).
+// vulnerability changes (eventTimestamp = now); with Streaming, new messages
+// reach the event hub.
 func (s *Server) Tick() {
 	s.data.tick(s.store)
 	s.mde.tick(s.cfg.Now())
+	if s.streaming != nil {
+		_ = s.streaming.send(s.streaming.cfg.MessagesPerTick) // the fake only refuses when closed
+	}
 }
 
 // Alerts returns a copy of every current alert, in id order.
