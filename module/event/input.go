@@ -140,7 +140,7 @@ func (in *input) Run(ctx v2.Context, pipeline beat.PipelineConnector) error {
 	}
 	ctx.UpdateStatus(status.Starting, "")
 	if in.cfg.CheckpointStore == StoreLocal && (in.cfg.StorageAccount != "" || in.cfg.StorageAccountConnectionString != "") {
-		r.log.Warn("checkpoint_store is local: the storage_account options are not used, and this instance must be the only reader of the hub with this consumer group.")
+		r.log.Warn("The checkpoint_store is local: the storage_account options are not used, and this instance must be the only reader of the hub with this consumer group.")
 	}
 
 	cl, err := newClients(r.cfg, r.tune, r.log)
