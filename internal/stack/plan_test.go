@@ -7,6 +7,7 @@ import (
 
 	"github.com/elastic/beats/v7/libbeat/beat"
 	conf "github.com/elastic/elastic-agent-libs/config"
+	"github.com/elastic/elastic-agent-libs/logp"
 	"github.com/elastic/elastic-agent-libs/version"
 
 	"github.com/defenderbeat/defenderbeat/include"
@@ -19,7 +20,7 @@ func TestMain(m *testing.M) {
 }
 
 func testInfo() beat.Info {
-	return beat.Info{Beat: "defenderbeat", IndexPrefix: "defenderbeat", Version: "9.3.0", ElasticLicensed: true}
+	return beat.Info{Beat: "defenderbeat", IndexPrefix: "defenderbeat", Version: "9.3.0", ElasticLicensed: true, Logger: logp.NewNopLogger()}
 }
 
 var es93 = Target{Version: *version.MustNew("9.3.0")}

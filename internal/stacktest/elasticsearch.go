@@ -188,6 +188,41 @@ func (e *Elasticsearch) DataStreams() []string {
 	return names
 }
 
+// BulkAction is one action line of a _bulk request.
+type BulkAction struct {
+	Op    string // create, index, ...
+	Index string
+	ID    string
+}
+
+// BulkActions lists the action lines of every _bulk request, in order.
+func (e *Elasticsearch) BulkActions() []BulkAction {
+	var out []BulkAction
+	for _, r := range e.Requests() {
+		if !strings.HasSuffix(r.Path, "/_bulk") {
+			continue
+		}
+		var lines [][]byte
+		for _, l := range bytes.Split(r.Body, []byte("\n")) {
+			if len(bytes.TrimSpace(l)) > 0 { // Elasticsearch skips blank lines; libbeat sends some
+				lines = append(lines, l)
+			}
+		}
+		for i := 0; i+1 < len(lines); i += 2 {
+			var action map[string]map[string]any
+			if json.Unmarshal(lines[i], &action) != nil {
+				continue
+			}
+			for op, meta := range action {
+				index, _ := meta["_index"].(string)
+				id, _ := meta["_id"].(string)
+				out = append(out, BulkAction{Op: op, Index: index, ID: id})
+			}
+		}
+	}
+	return out
+}
+
 func (e *Elasticsearch) serve(w http.ResponseWriter, r *http.Request) {
 	body, err := readBody(r)
 	if err != nil {
