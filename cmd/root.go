@@ -25,10 +25,9 @@ func Settings() instance.Settings {
 		HasDashboards:   true,
 		ElasticLicensed: true,
 		IndexManagement: indexSupport,
-		ConfigOverrides: []cfgfile.ConditionalOverride{{
-			Check:  func(c *conf.C) bool { return !c.HasField("queue") },
-			Config: queueDefaults,
-		}},
+		ConfigOverrides: []cfgfile.ConditionalOverride{
+			{Check: func(c *conf.C) bool { return !c.HasField("queue") }, Config: queueDefaults},
+		},
 	}
 }
 

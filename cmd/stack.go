@@ -32,7 +32,7 @@ func indexSupport(log *logp.Logger, info beat.Info, root *conf.C) (idxmgmt.Suppo
 	if err != nil {
 		return nil, err
 	}
-	onConnect.set(root, opts)
+	fromConfig.set(root, opts)
 	return routingOnly{std}, nil
 }
 
@@ -49,18 +49,18 @@ type noManager struct{}
 func (noManager) VerifySetup(idxmgmt.LoadMode, idxmgmt.LoadMode) (bool, string) { return true, "" }
 func (noManager) Setup(idxmgmt.LoadMode, idxmgmt.LoadMode) error                { return nil }
 
-// onConnect carries the setup settings from indexSupport, which libbeat hands the whole
-// configuration, to newBeater, which decides whether the output installs the assets when it
-// connects. libbeat calls the first before the second, once per process.
-var onConnect connectSetup
+// fromConfig carries what newBeater needs from the whole configuration, which libbeat hands
+// only to indexSupport; libbeat calls indexSupport first, once per process.
+var fromConfig configSnapshot
 
-type connectSetup struct {
+type configSnapshot struct {
 	mu     sync.Mutex
 	opts   stack.Options
 	output string
+	root   *conf.C
 }
 
-func (c *connectSetup) set(root *conf.C, opts stack.Options) {
+func (c *configSnapshot) set(root *conf.C, opts stack.Options) {
 	var out struct {
 		Output conf.Namespace `config:"output"`
 	}
@@ -69,13 +69,13 @@ func (c *connectSetup) set(root *conf.C, opts stack.Options) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.opts, c.output = opts, out.Output.Name()
+	c.opts, c.output, c.root = opts, out.Output.Name(), root
 }
 
-func (c *connectSetup) get() (stack.Options, string) {
+func (c *configSnapshot) get() (stack.Options, string, *conf.C) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.opts, c.output
+	return c.opts, c.output, c.root
 }
 
 // newBeater is the beat's creator: beater.New, plus, for a standalone beat writing to
@@ -86,8 +86,14 @@ func newBeater(b *beat.Beat, cfg *conf.C) (beat.Beater, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts, output := onConnect.get()
-	if output != "elasticsearch" || b.Manager.Enabled() || management.UnderAgent() || b.InSetupCmd {
+	opts, output, root := fromConfig.get()
+	if b.Manager.Enabled() || management.UnderAgent() || b.InSetupCmd {
+		return bt, nil
+	}
+	if err := checkDashboardsAtStart(root); err != nil {
+		return nil, err
+	}
+	if output != "elasticsearch" {
 		return bt, nil
 	}
 	if !opts.Template.Enabled && !opts.ILM.Enabled {
@@ -131,4 +137,23 @@ func installOnConnect(conn *eslegclient.Connection, opts stack.Options, log *log
 		return fmt.Errorf("installing defenderbeat's index setup: %w", err)
 	}
 	return nil
+}
+
+// checkDashboardsAtStart refuses setup.dashboards.enabled without a dashboards source: libbeat
+// would then load its generated defenderbeat-* data view and fail on <path.home>/kibana, which a
+// plain build does not have; the embedded dashboards load with `setup --dashboards`.
+func checkDashboardsAtStart(root *conf.C) error {
+	var cfg struct {
+		Dashboards *conf.C `config:"setup.dashboards"`
+	}
+	if root == nil || root.Unpack(&cfg) != nil || cfg.Dashboards == nil || !cfg.Dashboards.Enabled() {
+		return nil
+	}
+	for _, source := range []string{"directory", "file", "url"} {
+		if cfg.Dashboards.HasField(source) {
+			return nil
+		}
+	}
+	return fmt.Errorf("setup.dashboards.enabled: true loads dashboards from setup.dashboards.directory, file or url, and none is set; " +
+		"defenderbeat's own dashboards are built in: load them with `defenderbeat setup --dashboards` and remove setup.dashboards.enabled")
 }
