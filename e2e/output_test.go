@@ -163,3 +163,60 @@ func stop(cmd *exec.Cmd) {
 		<-finished
 	}
 }
+
+// On a cluster that has the m365_defender integration, its templates (priority 200) keep
+// governing the data streams they match, and defenderbeat's finished documents skip the
+// integration's ingest pipeline, which expects raw records: they arrive intact, with the
+// integration's final pipeline run.
+func TestDocumentsBesideTheIntegrationSkipItsIngestPipeline(t *testing.T) {
+	fleet := func(dataset string) map[string]any {
+		return map[string]any{
+			"index_patterns": []any{"logs-m365_defender." + dataset + "-*"},
+			"priority":       float64(200),
+			"data_stream":    map[string]any{},
+			"template": map[string]any{"settings": map[string]any{"index": map[string]any{
+				// Absent from the fake: a document sent through it would be refused.
+				"default_pipeline": "logs-m365_defender." + dataset + "-5.15.0",
+				"final_pipeline":   ".fleet_final_pipeline-1",
+			}}},
+			"_meta": map[string]any{"managed_by": "fleet", "managed": true},
+		}
+	}
+	es := stacktest.NewElasticsearch(
+		stacktest.WithIndexTemplate("logs-m365_defender.alert", fleet("alert")),
+		stacktest.WithIndexTemplate("logs-m365_defender.vulnerability", fleet("vulnerability")),
+		stacktest.WithPipeline(".fleet_final_pipeline-1", map[string]any{"processors": []any{
+			map[string]any{"set": map[string]any{"field": "event.ingested", "value": "{{{_ingest.timestamp}}}"}},
+		}}),
+	)
+	defer es.Close()
+	r := run(t, "", "simulate", "--duration", "12s",
+		"-E", "output.console.enabled=false", "-E", "output.elasticsearch.hosts=["+es.URL()+"]")
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	}
+	for _, a := range es.BulkActions() {
+		if a.Pipeline != "_none" {
+			t.Fatalf("bulk action %+v does not skip the default ingest pipeline", a)
+		}
+	}
+	for name, tmpl := range map[string]string{
+		"logs-m365_defender.alert-default":         "logs-m365_defender.alert",
+		"logs-m365_defender.vulnerability-default": "logs-m365_defender.vulnerability",
+		"logs-m365_defender.incident-default":      "defenderbeat",
+	} {
+		ds := es.DataStream(name)
+		if ds == nil || len(ds.Docs) == 0 {
+			t.Fatalf("%s holds no documents", name)
+		}
+		if ds.Template != tmpl {
+			t.Errorf("%s was created from %s, want %s", name, ds.Template, tmpl)
+		}
+		if get(ds.Docs[0].Source, "event.ingested") == nil {
+			t.Errorf("%s: no final pipeline ran", name)
+		}
+	}
+	if es.Template("logs-m365_defender.alert")["priority"] != float64(200) {
+		t.Error("the integration's template was changed")
+	}
+}

@@ -78,6 +78,11 @@ func WithTransform(id string, body map[string]any) ESOption {
 	return func(e *Elasticsearch) { e.transforms[id] = body }
 }
 
+// WithPipeline preloads an ingest pipeline (only set processors can run).
+func WithPipeline(name string, body map[string]any) ESOption {
+	return func(e *Elasticsearch) { e.pipelines[name] = body }
+}
+
 // NewElasticsearch starts a fake cluster reporting version 9.3.0, with Elasticsearch's built-in
 // "logs" template (logs-*-*, priority 100).
 func NewElasticsearch(opts ...ESOption) *Elasticsearch {
@@ -190,9 +195,10 @@ func (e *Elasticsearch) DataStreams() []string {
 
 // BulkAction is one action line of a _bulk request.
 type BulkAction struct {
-	Op    string // create, index, ...
-	Index string
-	ID    string
+	Op       string // create, index, ...
+	Index    string
+	ID       string
+	Pipeline string
 }
 
 // BulkActions lists the action lines of every _bulk request, in order.
@@ -216,7 +222,8 @@ func (e *Elasticsearch) BulkActions() []BulkAction {
 			for op, meta := range action {
 				index, _ := meta["_index"].(string)
 				id, _ := meta["_id"].(string)
-				out = append(out, BulkAction{Op: op, Index: index, ID: id})
+				pipeline, _ := meta["pipeline"].(string)
+				out = append(out, BulkAction{Op: op, Index: index, ID: id, Pipeline: pipeline})
 			}
 		}
 	}
@@ -655,7 +662,11 @@ func (e *Elasticsearch) bulk(w http.ResponseWriter, r *http.Request, body []byte
 			index = defaultIndex
 		}
 		id, _ := meta["_id"].(string)
-		status, errType, reason := e.indexDoc(op, index, id, source)
+		pipeline, _ := meta["pipeline"].(string)
+		if pipeline == "" {
+			pipeline = r.URL.Query().Get("pipeline")
+		}
+		status, errType, reason := e.indexDoc(op, index, id, pipeline, source)
 		item := map[string]any{"_index": index, "_id": id, "status": status}
 		if errType != "" {
 			failed = true
@@ -668,7 +679,9 @@ func (e *Elasticsearch) bulk(w http.ResponseWriter, r *http.Request, body []byte
 	writeJSON(w, http.StatusOK, map[string]any{"took": 1, "errors": failed, "items": items})
 }
 
-func (e *Elasticsearch) indexDoc(op, index, id string, source map[string]any) (int, string, string) {
+// indexDoc stores one document. Like Elasticsearch it runs the request's pipeline, or else the
+// index's default_pipeline ("_none" runs neither), and then the final_pipeline.
+func (e *Elasticsearch) indexDoc(op, index, id, requested string, source map[string]any) (int, string, string) {
 	ds, ok := e.dataStreams[index]
 	if !ok {
 		tmplName, tmpl := e.matchingTemplate(index)
@@ -689,7 +702,16 @@ func (e *Elasticsearch) indexDoc(op, index, id string, source map[string]any) (i
 			return http.StatusConflict, "version_conflict_engine_exception", "[" + id + "]: version conflict, document already exists"
 		}
 	}
-	if pipeline, _ := get(e.templates[ds.Template], "template", "settings", "index", "final_pipeline").(string); pipeline != "" {
+	settings := get(e.templates[ds.Template], "template", "settings", "index")
+	first := requested
+	if first == "" {
+		first, _ = get(settings, "default_pipeline").(string)
+	}
+	final, _ := get(settings, "final_pipeline").(string)
+	for _, pipeline := range []string{first, final} {
+		if pipeline == "" || pipeline == "_none" {
+			continue
+		}
 		p, ok := e.pipelines[pipeline]
 		if !ok {
 			return http.StatusBadRequest, "illegal_argument_exception", "pipeline with id [" + pipeline + "] does not exist"
