@@ -103,9 +103,12 @@ func CheckInputs(inputs []*conf.C) error {
 	return fmt.Errorf("invalid configuration:\n%s", strings.Join(problems, "\n"))
 }
 
+// NoIngestPipeline is Elasticsearch's name for "no default ingest pipeline for this document".
+const NoIngestPipeline = "_none"
+
 // withInputDefaults fills, per dataset, the publishing settings libbeat reads from an input's
-// config (tags, index, host metadata) before the input is created, so standalone documents land
-// where the reference integration's land and carry its default tags.
+// config (tags, index, ingest pipeline, host metadata) before the input is created, so standalone
+// documents land where the reference integration's land and carry its default tags.
 type withInputDefaults struct{ next cfgfile.RunnerFactory }
 
 func (f withInputDefaults) Create(p beat.PipelineConnector, cfg *conf.C) (cfgfile.Runner, error) {
@@ -160,6 +163,15 @@ func applyInputDefaults(in *conf.C) (*conf.C, error) {
 	if slices.Contains(tags.Tags, transform.TagForwarded) && !cfg.HasField("publisher_pipeline") {
 		// Forwarded data describes other machines: the collector's own host.* would be wrong.
 		if err := cfg.SetBool("publisher_pipeline.disable_host", -1, true); err != nil {
+			return nil, err
+		}
+	}
+	if !cfg.HasField("pipeline") {
+		// Documents leave the beat fully processed. Where the m365_defender integration's
+		// templates govern a data stream, their default ingest pipeline expects raw records and
+		// would process them a second time: "_none" skips any default pipeline (the final
+		// pipeline, which sets event.ingested, still runs).
+		if err := cfg.SetString("pipeline", -1, NoIngestPipeline); err != nil {
 			return nil, err
 		}
 	}

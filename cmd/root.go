@@ -12,7 +12,6 @@ import (
 	"github.com/elastic/beats/v7/libbeat/cmd/instance"
 	conf "github.com/elastic/elastic-agent-libs/config"
 
-	"github.com/defenderbeat/defenderbeat/beater"
 	"github.com/defenderbeat/defenderbeat/include"
 )
 
@@ -25,10 +24,10 @@ func Settings() instance.Settings {
 		Name:            Name,
 		HasDashboards:   true,
 		ElasticLicensed: true,
-		ConfigOverrides: []cfgfile.ConditionalOverride{{
-			Check:  func(c *conf.C) bool { return !c.HasField("queue") },
-			Config: queueDefaults,
-		}},
+		IndexManagement: indexSupport,
+		ConfigOverrides: []cfgfile.ConditionalOverride{
+			{Check: func(c *conf.C) bool { return !c.HasField("queue") }, Config: queueDefaults},
+		},
 	}
 }
 
@@ -47,7 +46,9 @@ var queueDefaults = conf.MustNewConfigFrom(map[string]any{
 var RootCmd = newRootCmd()
 
 func newRootCmd() *libcmd.BeatsRootCmd {
-	root := libcmd.GenRootCmdWithSettings(beater.New, Settings())
+	root := libcmd.GenRootCmdWithSettings(newBeater, Settings())
+	adoptSetupCmd(root.SetupCmd, Settings())
+	adoptExportCmd(root.ExportCmd, Settings())
 	root.AddCommand(genTransformCmd())
 	root.AddCommand(genSimulateCmd())
 	root.TestCmd.AddCommand(genTestCredentialsCmd())

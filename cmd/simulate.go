@@ -168,7 +168,7 @@ func runSimulated(srv *simulator.Server, duration time.Duration) error {
 		time.AfterFunc(duration, func() { _ = syscall.Kill(os.Getpid(), syscall.SIGINT) })
 	}
 	fmt.Fprintf(os.Stderr, "Simulated tenant at %s; running %s. Ctrl-C stops.\n", srv.URL(), strings.Join(beater.Datasets(), ", "))
-	if err := instance.Run(Settings(), beater.New); err != nil {
+	if err := instance.Run(Settings(), newBeater); err != nil {
 		return &exitError{1, err}
 	}
 	return nil

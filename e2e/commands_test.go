@@ -132,11 +132,11 @@ func TestExportTemplateHasEveryDatasetField(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	var tmpl map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &tmpl); err != nil {
+	var templates map[string]map[string]any // keyed by template name
+	if err := json.Unmarshal([]byte(r.stdout), &templates); err != nil {
 		t.Fatal(err)
 	}
-	props, _ := get(tmpl, "template.mappings.properties").(map[string]any)
+	props, _ := get(templates["defenderbeat"], "template.mappings.properties").(map[string]any)
 	files, _ := filepath.Glob("../module/*/_meta/fields.yml")
 	if len(files) < 2 {
 		t.Fatalf("found %d module fields files", len(files))

@@ -62,3 +62,19 @@ func TestReferenceConfigCarriesEveryDatasetSnippet(t *testing.T) {
 		}
 	}
 }
+
+// Forwarded documents describe other machines: the shipped configurations add no processor that
+// stamps the collector's own host or cloud into them, not even as a commented example.
+func TestShippedConfigsAddNoCollectorMetadata(t *testing.T) {
+	for _, f := range []string{"../defenderbeat.yml", "../defenderbeat.reference.yml"} {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"add_host_metadata", "add_cloud_metadata", "add_docker_metadata", "add_kubernetes_metadata"} {
+			if bytes.Contains(raw, []byte(p)) {
+				t.Errorf("%s mentions %s", f, p)
+			}
+		}
+	}
+}
