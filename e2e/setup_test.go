@@ -70,7 +70,7 @@ func TestSetupInstallsTheIntegrationsLayoutAndDashboards(t *testing.T) {
 		}
 	}
 	shipped, _ := filepath.Glob("../_meta/kibana/7/*/*.json")
-	if objs := kb.Objects(); len(objs) != len(shipped) || len(objs) < 6 {
+	if objs := kb.Objects(); len(objs) != len(shipped) || len(objs) < 7 {
 		t.Fatalf("Kibana holds %v, want the %d shipped objects", objs, len(shipped))
 	}
 
@@ -230,7 +230,7 @@ func TestExportDashboardRoundTrips(t *testing.T) {
 		t.Fatalf("setup: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	sources, _ := filepath.Glob("../_meta/kibana/7/dashboard/*.json")
-	if len(sources) < 4 {
+	if len(sources) < 5 {
 		t.Fatalf("dashboards: %v", sources)
 	}
 	folder := t.TempDir()

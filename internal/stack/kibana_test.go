@@ -60,7 +60,7 @@ func TestSavedObjectsAreInExportForm(t *testing.T) {
 		}
 		types[fmt.Sprint(o.obj["type"])]++
 	}
-	if types["dashboard"] < 4 || types["index-pattern"] != 2 {
+	if types["dashboard"] < 5 || types["index-pattern"] != 2 {
 		t.Fatalf("shipped objects: %v", types)
 	}
 }
@@ -297,7 +297,7 @@ func TestDashboardsImportIntoKibana(t *testing.T) {
 		want = append(want, o.Type+"/"+o.ID)
 	}
 	sort.Strings(want)
-	if got := kb.Objects(); strings.Join(got, " ") != strings.Join(want, " ") || len(got) < 6 {
+	if got := kb.Objects(); strings.Join(got, " ") != strings.Join(want, " ") || len(got) < 7 {
 		t.Fatalf("Kibana holds %v, want %v", got, want)
 	}
 	imports := kb.Imports()
