@@ -59,6 +59,9 @@ func ProbeInput(ctx context.Context, cfg *conf.C, log *logp.Logger) error {
 	if !ok {
 		return fmt.Errorf("type: %q is not one of %s", typ, strings.Join(inputTypes(), ", "))
 	}
+	if err := ds.Validate(cfg); err != nil {
+		return err
+	}
 	return ds.Probe(ctx, cfg, log)
 }
 
@@ -71,10 +74,14 @@ func inputTypes() []string {
 }
 
 // CheckInputs validates every configured input and returns all problems of all inputs at once.
+// A disabled input (enabled: false) is neither checked nor run.
 func CheckInputs(inputs []*conf.C) error {
 	var problems []string
 	ids := map[string]int{}
 	for i, cfg := range inputs {
+		if !cfg.Enabled() {
+			continue
+		}
 		typ, err := cfg.String("type", -1)
 		if err != nil || typ == "" {
 			problems = append(problems, fmt.Sprintf("defenderbeat.inputs[%d]: type: required, one of %s", i, strings.Join(inputTypes(), ", ")))
@@ -85,7 +92,7 @@ func CheckInputs(inputs []*conf.C) error {
 			problems = append(problems, fmt.Sprintf("defenderbeat.inputs[%d]: type: %q is not one of %s", i, typ, strings.Join(inputTypes(), ", ")))
 			continue
 		}
-		if err := ds.Check(cfg); err != nil {
+		if err := ds.Validate(cfg); err != nil {
 			problems = append(problems, fmt.Sprintf("defenderbeat.inputs[%d]: %v", i, err))
 		}
 		if id, _ := cfg.String("id", -1); id != "" {
@@ -101,13 +108,15 @@ func CheckInputs(inputs []*conf.C) error {
 	return fmt.Errorf("invalid configuration:\n%s", strings.Join(problems, "\n"))
 }
 
-// withInputDefaults fills, per dataset, the publishing settings libbeat reads from an input's
-// config (tags, index, host metadata) before the input is created, so standalone documents land
-// where the reference integration's land and carry its default tags.
+// withInputDefaults validates every input configuration the runner list is given, from the
+// file or from Elastic Agent (so an unknown option fails the input, naming it), then fills,
+// per dataset, the publishing settings libbeat reads from an input's config (tags, index, host
+// metadata), so documents land where the reference integration's land and carry its default
+// tags.
 type withInputDefaults struct{ next cfgfile.RunnerFactory }
 
 func (f withInputDefaults) Create(p beat.PipelineConnector, cfg *conf.C) (cfgfile.Runner, error) {
-	cfg, err := applyInputDefaults(cfg)
+	cfg, err := prepareInput(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -115,19 +124,26 @@ func (f withInputDefaults) Create(p beat.PipelineConnector, cfg *conf.C) (cfgfil
 }
 
 func (f withInputDefaults) CheckConfig(cfg *conf.C) error {
-	cfg, err := applyInputDefaults(cfg)
+	cfg, err := prepareInput(cfg)
 	if err != nil {
 		return err
 	}
 	return f.next.CheckConfig(cfg)
 }
 
-func applyInputDefaults(in *conf.C) (*conf.C, error) {
+func prepareInput(in *conf.C) (*conf.C, error) {
 	typ, _ := in.String("type", -1)
 	ds, ok := datasetOf(typ)
 	if !ok {
 		return in, nil // the loader reports the unknown type
 	}
+	if err := ds.Validate(in); err != nil {
+		return nil, err
+	}
+	return applyInputDefaults(ds, in)
+}
+
+func applyInputDefaults(ds inputkit.Dataset, in *conf.C) (*conf.C, error) {
 	cfg, err := conf.NewConfigFrom(in)
 	if err != nil {
 		return nil, err
