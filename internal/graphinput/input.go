@@ -205,6 +205,11 @@ func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 		if err != nil {
 			return pos, err
 		}
+		if page.Partial {
+			// Graph's security API is federated: a provider that did not answer leaves its
+			// records out of this page.
+			p.degraded = fmt.Sprintf("Graph answered %s with partial data (HTTP 206, Warning: %q): records of a provider that did not answer may be missing", p.spec.Path, page.Warning)
+		}
 		if page.NextLink == "" && st.records < cfg.BatchSize {
 			break
 		}
