@@ -45,7 +45,7 @@ func New(b *beat.Beat, raw *conf.C) (beat.Beater, error) {
 			return nil, err
 		}
 		if !slices.ContainsFunc(cfg.Inputs, (*conf.C).Enabled) {
-			return nil, fmt.Errorf("no inputs configured: add at least one enabled entry under defenderbeat.inputs (types: %v), or try `defenderbeat simulate`", inputTypes())
+			return nil, fmt.Errorf("no inputs configured: add at least one enabled entry under defenderbeat.inputs (types: %v), or try `defenderbeat simulate`", InputTypes())
 		}
 	}
 	if b.API != nil {

@@ -34,6 +34,12 @@ func datasetOf(inputType string) (inputkit.Dataset, bool) {
 	return datasets[i], true
 }
 
+// DatasetOfInput names the dataset an input type collects (alert for defender-alert).
+func DatasetOfInput(inputType string) (string, bool) {
+	ds, ok := datasetOf(inputType)
+	return ds.Name, ok
+}
+
 // Datasets names every dataset, in the order the docs list them.
 func Datasets() []string {
 	names := make([]string, len(datasets))
@@ -57,7 +63,7 @@ func ProbeInput(ctx context.Context, cfg *conf.C, log *logp.Logger) error {
 	typ, _ := cfg.String("type", -1)
 	ds, ok := datasetOf(typ)
 	if !ok {
-		return fmt.Errorf("type: %q is not one of %s", typ, strings.Join(inputTypes(), ", "))
+		return fmt.Errorf("type: %q is not one of %s", typ, strings.Join(InputTypes(), ", "))
 	}
 	if err := ds.Validate(cfg); err != nil {
 		return err
@@ -65,7 +71,8 @@ func ProbeInput(ctx context.Context, cfg *conf.C, log *logp.Logger) error {
 	return ds.Probe(ctx, cfg, log)
 }
 
-func inputTypes() []string {
+// InputTypes names every input type, in the order the docs list them.
+func InputTypes() []string {
 	types := make([]string, len(datasets))
 	for i, d := range datasets {
 		types[i] = d.InputType
@@ -84,12 +91,12 @@ func CheckInputs(inputs []*conf.C) error {
 		}
 		typ, err := cfg.String("type", -1)
 		if err != nil || typ == "" {
-			problems = append(problems, fmt.Sprintf("defenderbeat.inputs[%d]: type: required, one of %s", i, strings.Join(inputTypes(), ", ")))
+			problems = append(problems, fmt.Sprintf("defenderbeat.inputs[%d]: type: required, one of %s", i, strings.Join(InputTypes(), ", ")))
 			continue
 		}
 		ds, ok := datasetOf(typ)
 		if !ok {
-			problems = append(problems, fmt.Sprintf("defenderbeat.inputs[%d]: type: %q is not one of %s", i, typ, strings.Join(inputTypes(), ", ")))
+			problems = append(problems, fmt.Sprintf("defenderbeat.inputs[%d]: type: %q is not one of %s", i, typ, strings.Join(InputTypes(), ", ")))
 			continue
 		}
 		if err := ds.Validate(cfg); err != nil {
