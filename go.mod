@@ -10,6 +10,7 @@ require (
 	github.com/Azure/go-amqp v1.5.0
 	github.com/AzureAD/microsoft-authentication-library-for-go v1.8.0
 	github.com/elastic/beats/v7 v7.0.0-alpha2.0.20251031181001-be9871f5dab9
+	github.com/elastic/elastic-agent-client/v7 v7.15.0
 	github.com/elastic/elastic-agent-libs v0.24.1
 	github.com/elastic/go-concert v0.3.0
 	github.com/goccy/go-json v0.10.6
@@ -18,6 +19,8 @@ require (
 	github.com/spf13/cobra v1.10.1
 	go.uber.org/zap v1.27.0
 	golang.org/x/net v0.58.0
+	google.golang.org/grpc v1.82.0
+	google.golang.org/protobuf v1.36.11
 	gopkg.in/yaml.v2 v2.4.0
 )
 
@@ -62,7 +65,6 @@ require (
 	github.com/eapache/queue v1.1.0 // indirect
 	github.com/ebitengine/purego v0.9.0-alpha.3.0.20250507171635-5047c08daa38 // indirect
 	github.com/elastic/elastic-agent-autodiscover v0.10.0 // indirect
-	github.com/elastic/elastic-agent-client/v7 v7.15.0 // indirect
 	github.com/elastic/elastic-agent-system-metrics v0.13.3 // indirect
 	github.com/elastic/go-lumber v0.1.2-0.20220819171948-335fde24ea0f // indirect
 	github.com/elastic/go-seccomp-bpf v1.5.0 // indirect
@@ -171,8 +173,6 @@ require (
 	golang.org/x/time v0.12.0 // indirect
 	golang.org/x/tools v0.49.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260414002931-afd174a4e478 // indirect
-	google.golang.org/grpc v1.82.0 // indirect
-	google.golang.org/protobuf v1.36.11 // indirect
 	gopkg.in/evanphx/json-patch.v4 v4.12.0 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect

@@ -5,6 +5,7 @@ package beater
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/elastic/beats/v7/filebeat/channel"
@@ -43,8 +44,8 @@ func New(b *beat.Beat, raw *conf.C) (beat.Beater, error) {
 		if err := CheckInputs(cfg.Inputs); err != nil {
 			return nil, err
 		}
-		if len(cfg.Inputs) == 0 {
-			return nil, fmt.Errorf("no inputs configured: add at least one entry under defenderbeat.inputs (types: %v), or try `defenderbeat simulate`", inputTypes())
+		if !slices.ContainsFunc(cfg.Inputs, (*conf.C).Enabled) {
+			return nil, fmt.Errorf("no inputs configured: add at least one enabled entry under defenderbeat.inputs (types: %v), or try `defenderbeat simulate`", InputTypes())
 		}
 	}
 	if b.API != nil {
@@ -92,9 +93,11 @@ func (db *defenderbeat) Run(b *beat.Beat) error {
 	b.Registry.MustRegisterInput(inputs)
 
 	if !b.Manager.Enabled() {
-		configs := make([]*reload.ConfigWithMeta, len(db.cfg.Inputs))
-		for i, c := range db.cfg.Inputs {
-			configs[i] = &reload.ConfigWithMeta{Config: c}
+		var configs []*reload.ConfigWithMeta
+		for _, c := range db.cfg.Inputs {
+			if c.Enabled() {
+				configs = append(configs, &reload.ConfigWithMeta{Config: c})
+			}
 		}
 		if err := inputs.Reload(configs); err != nil {
 			return fmt.Errorf("starting inputs: %w", err)
@@ -107,7 +110,7 @@ func (db *defenderbeat) Run(b *beat.Beat) error {
 	}
 	defer b.Manager.Stop()
 
-	db.log.Infow("defenderbeat is running.", "inputs", len(db.cfg.Inputs), "managed", b.Manager.Enabled())
+	db.log.Infow("defenderbeat is running.", "inputs", len(inputs.Runners()), "managed", b.Manager.Enabled())
 	<-db.done
 	return nil
 }

@@ -36,6 +36,12 @@ func datasetOf(inputType string) (inputkit.Dataset, bool) {
 	return datasets[i], true
 }
 
+// DatasetOfInput names the dataset an input type collects (alert for defender-alert).
+func DatasetOfInput(inputType string) (string, bool) {
+	ds, ok := datasetOf(inputType)
+	return ds.Name, ok
+}
+
 // Datasets names every dataset, in the order the docs list them.
 func Datasets() []string {
 	names := make([]string, len(datasets))
@@ -59,12 +65,16 @@ func ProbeInput(ctx context.Context, cfg *conf.C, log *logp.Logger) error {
 	typ, _ := cfg.String("type", -1)
 	ds, ok := datasetOf(typ)
 	if !ok {
-		return fmt.Errorf("type: %q is not one of %s", typ, strings.Join(inputTypes(), ", "))
+		return fmt.Errorf("type: %q is not one of %s", typ, strings.Join(InputTypes(), ", "))
+	}
+	if err := ds.Validate(cfg); err != nil {
+		return err
 	}
 	return ds.Probe(ctx, cfg, log)
 }
 
-func inputTypes() []string {
+// InputTypes names every input type, in the order the docs list them.
+func InputTypes() []string {
 	types := make([]string, len(datasets))
 	for i, d := range datasets {
 		types[i] = d.InputType
@@ -73,21 +83,25 @@ func inputTypes() []string {
 }
 
 // CheckInputs validates every configured input and returns all problems of all inputs at once.
+// A disabled input (enabled: false) is neither checked nor run.
 func CheckInputs(inputs []*conf.C) error {
 	var problems []string
 	ids := map[string]int{}
 	for i, cfg := range inputs {
+		if !cfg.Enabled() {
+			continue
+		}
 		typ, err := cfg.String("type", -1)
 		if err != nil || typ == "" {
-			problems = append(problems, fmt.Sprintf("defenderbeat.inputs[%d]: type: required, one of %s", i, strings.Join(inputTypes(), ", ")))
+			problems = append(problems, fmt.Sprintf("defenderbeat.inputs[%d]: type: required, one of %s", i, strings.Join(InputTypes(), ", ")))
 			continue
 		}
 		ds, ok := datasetOf(typ)
 		if !ok {
-			problems = append(problems, fmt.Sprintf("defenderbeat.inputs[%d]: type: %q is not one of %s", i, typ, strings.Join(inputTypes(), ", ")))
+			problems = append(problems, fmt.Sprintf("defenderbeat.inputs[%d]: type: %q is not one of %s", i, typ, strings.Join(InputTypes(), ", ")))
 			continue
 		}
-		if err := ds.Check(cfg); err != nil {
+		if err := ds.Validate(cfg); err != nil {
 			problems = append(problems, fmt.Sprintf("defenderbeat.inputs[%d]: %v", i, err))
 		}
 		if id, _ := cfg.String("id", -1); id != "" {
@@ -106,13 +120,15 @@ func CheckInputs(inputs []*conf.C) error {
 // NoIngestPipeline is Elasticsearch's name for "no default ingest pipeline for this document".
 const NoIngestPipeline = "_none"
 
-// withInputDefaults fills, per dataset, the publishing settings libbeat reads from an input's
-// config (tags, index, ingest pipeline, host metadata) before the input is created, so standalone
-// documents land where the reference integration's land and carry its default tags.
+// withInputDefaults validates every input configuration the runner list is given, from the
+// file or from Elastic Agent (so an unknown option fails the input, naming it), then fills,
+// per dataset, the publishing settings libbeat reads from an input's config (tags, index, ingest
+// pipeline, host metadata), so documents land where the reference integration's land and carry
+// its default tags.
 type withInputDefaults struct{ next cfgfile.RunnerFactory }
 
 func (f withInputDefaults) Create(p beat.PipelineConnector, cfg *conf.C) (cfgfile.Runner, error) {
-	cfg, err := applyInputDefaults(cfg)
+	cfg, err := prepareInput(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -120,19 +136,26 @@ func (f withInputDefaults) Create(p beat.PipelineConnector, cfg *conf.C) (cfgfil
 }
 
 func (f withInputDefaults) CheckConfig(cfg *conf.C) error {
-	cfg, err := applyInputDefaults(cfg)
+	cfg, err := prepareInput(cfg)
 	if err != nil {
 		return err
 	}
 	return f.next.CheckConfig(cfg)
 }
 
-func applyInputDefaults(in *conf.C) (*conf.C, error) {
+func prepareInput(in *conf.C) (*conf.C, error) {
 	typ, _ := in.String("type", -1)
 	ds, ok := datasetOf(typ)
 	if !ok {
 		return in, nil // the loader reports the unknown type
 	}
+	if err := ds.Validate(in); err != nil {
+		return nil, err
+	}
+	return applyInputDefaults(ds, in)
+}
+
+func applyInputDefaults(ds inputkit.Dataset, in *conf.C) (*conf.C, error) {
 	cfg, err := conf.NewConfigFrom(in)
 	if err != nil {
 		return nil, err

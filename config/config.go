@@ -9,6 +9,8 @@ import (
 	"time"
 
 	conf "github.com/elastic/elastic-agent-libs/config"
+
+	"github.com/defenderbeat/defenderbeat/internal/inputkit"
 )
 
 // Config is the `defenderbeat` section of defenderbeat.yml.
@@ -45,7 +47,10 @@ func Unpack(raw *conf.C) (Config, error) {
 	if err := raw.Unpack(&c); err != nil {
 		return c, fmt.Errorf("defenderbeat: %w", err)
 	}
-	if errs := c.Registry.Resolve(); len(errs) > 0 {
+	// A misspelt key (defenderbeat.input) would otherwise be ignored in silence.
+	errs := inputkit.OptionsOf(Config{}).Unknown(raw)
+	errs = append(errs, c.Registry.Resolve()...)
+	if len(errs) > 0 {
 		return c, fmt.Errorf("defenderbeat: %w", errors.Join(errs...))
 	}
 	return c, nil

@@ -23,3 +23,10 @@ func TestRegistryProblemsNameTheirOption(t *testing.T) {
 		t.Fatalf("defaults: %+v, %v", c.Registry, err)
 	}
 }
+
+func TestUnknownBeatOptionIsNamed(t *testing.T) {
+	_, err := Unpack(conf.MustNewConfigFrom(map[string]any{"input": []any{map[string]any{"type": "defender-alert"}}}))
+	if err == nil || !strings.Contains(err.Error(), "input: unknown option (did you mean inputs?)") {
+		t.Fatalf("err = %v", err)
+	}
+}

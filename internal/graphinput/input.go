@@ -39,6 +39,8 @@ type Spec struct {
 	// Reader, when set, reads the dataset's own options and returns how it reads the records
 	// Graph lists (incidents: with their alerts). Without it a record is published as listed.
 	Reader func(cfg *conf.C) (NewReader, []error)
+	// ReaderOptions is the struct Reader unpacks, which names the dataset's own options.
+	ReaderOptions any
 
 	// Timings are the loop's and client's waits; tests shorten them.
 	Timings inputkit.Timings
@@ -90,6 +92,7 @@ func (spec Spec) cursorInput() inputkit.CursorInput[Config] {
 		Tenant:    func(c Config) string { return c.TenantID },
 		Probe:     spec.probe,
 		Run:       spec.run,
+		Options:   inputkit.OptionsOf(Config{}, spec.ReaderOptions),
 	}
 }
 
@@ -201,6 +204,11 @@ func (p *poller) poll(ctx context.Context, pos position) (position, error) {
 		}
 		if err != nil {
 			return pos, err
+		}
+		if page.Partial {
+			// Graph's security API is federated: a provider that did not answer leaves its
+			// records out of this page.
+			p.degraded = fmt.Sprintf("Graph answered %s with partial data (HTTP 206, Warning: %q): records of a provider that did not answer may be missing", p.spec.Path, page.Warning)
 		}
 		if page.NextLink == "" && st.records < cfg.BatchSize {
 			break

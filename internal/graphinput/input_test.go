@@ -263,7 +263,7 @@ func TestAuthFailureKeepsCursorAndPublishesNothing(t *testing.T) {
 		name   string
 		status int
 		want   status.Status
-	}{{"unauthorized", 401, status.Failed}, {"forbidden", 403, status.Degraded}} {
+	}{{"unauthorized", 401, status.Failed}, {"forbidden", 403, status.Failed}} {
 		t.Run(tc.name, func(t *testing.T) {
 			sim.ClearFaults()
 			sim.AddFault(simulator.Fault{Path: alertSpec.Path, Status: tc.status, Times: -1})
@@ -279,6 +279,17 @@ func TestAuthFailureKeepsCursorAndPublishesNothing(t *testing.T) {
 			sim.ClearFaults()
 			h.Run(alertSpec.Dataset().Plugin, simSettings(sim, "auth-"+tc.name, nil), 10*time.Second, func() bool { return len(h.Published()) >= 5 })
 		})
+	}
+}
+
+func TestPartialAnswerIsDegraded(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 3, Alerts: 5, Incidents: 1})
+	sim.AddFault(simulator.Fault{Path: alertSpec.Path, Kind: simulator.FaultPartial, Times: 1})
+	h := cursortest.New(t)
+	h.Run(alertSpec.Dataset().Plugin, simSettings(sim, "partial", nil), 10*time.Second,
+		func() bool { return h.SawStatus(status.Degraded) && len(h.Published()) >= 5 })
+	if !h.StatusMentions(status.Degraded, "HTTP 206") {
+		t.Fatalf("the partial answer is not the reason: %+v", h.Statuses())
 	}
 }
 

@@ -2,6 +2,7 @@ package inputkit
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	v2 "github.com/elastic/beats/v7/filebeat/input/v2"
@@ -27,6 +28,26 @@ type Dataset struct {
 	// (`test credentials`).
 	Probe     func(context.Context, *conf.C, *logp.Logger) error
 	Transform transform.Func
+	// Options are the options the input reads itself; Validate adds those libbeat reads from
+	// every input. Any other key in an input's configuration is reported as unknown.
+	Options OptionSet
+}
+
+// Validate reports every problem of an input's configuration at once: the options it does
+// not know (named, with the one probably meant) and the values Check refuses.
+func (d Dataset) Validate(cfg *conf.C) error {
+	unknown := d.Options.WithBeatOptions().Unknown(cfg)
+	err := d.Check(cfg)
+	if len(unknown) == 0 {
+		return err
+	}
+	var report *ConfigError
+	if errors.As(err, &report) {
+		report.Problems = append(unknown, report.Problems...)
+		return report
+	}
+	id, _ := cfg.String("id", -1)
+	return errors.Join(Report(d.InputType, id, unknown), err)
 }
 
 // CursorInput describes an input whose cursor the registry keeps per tenant, moved only by the
@@ -42,6 +63,8 @@ type CursorInput[C any] struct {
 	Probe  func(context.Context, C, *logp.Logger) error
 	// Run collects until ctx is cancelled, starting from the stored cursor.
 	Run func(ctx v2.Context, cfg C, cur cursor.Cursor, pub cursor.Publisher) error
+	// Options are the options Configure reads; nil means the `config` tags of C.
+	Options OptionSet
 }
 
 // cursorLifetime keeps an input's cursor for 30 days after it was last used: an API cursor
@@ -51,7 +74,11 @@ const cursorLifetime = 30 * 24 * time.Hour
 
 // Dataset completes the description with the dataset's name and processing.
 func (k CursorInput[C]) Dataset(name string, fn transform.Func) Dataset {
-	return Dataset{Name: name, InputType: k.Type, Plugin: k.Plugin, Check: k.Check, Probe: k.ProbeConfig, Transform: fn}
+	options := k.Options
+	if options == nil {
+		options = OptionsOf(*new(C))
+	}
+	return Dataset{Name: name, InputType: k.Type, Plugin: k.Plugin, Check: k.Check, Probe: k.ProbeConfig, Transform: fn, Options: options}
 }
 
 // Plugin registers the input with filebeat's cursor input manager.

@@ -37,20 +37,32 @@ func (c Common) Resolve() []error {
 	return errs
 }
 
-// Report renders every problem of one input in one error, naming the input, so a user fixes a
-// configuration in one round instead of one error per start. It returns nil without problems.
+// ConfigError is every problem of one input's configuration, naming the input, so a user
+// fixes a configuration in one round instead of one error per start.
+type ConfigError struct {
+	InputType string
+	ID        string
+	Problems  []error
+}
+
+func (e *ConfigError) Error() string {
+	id := e.ID
+	if id == "" {
+		id = "(no id)"
+	}
+	msgs := make([]string, len(e.Problems))
+	for i, err := range e.Problems {
+		msgs[i] = err.Error()
+	}
+	return fmt.Sprintf("input %q (type %s): %d problem(s):\n  - %s", id, e.InputType, len(e.Problems), strings.Join(msgs, "\n  - "))
+}
+
+// Report renders every problem of one input in one error. It returns nil without problems.
 func Report(inputType, id string, errs []error) error {
 	if len(errs) == 0 {
 		return nil
 	}
-	if id == "" {
-		id = "(no id)"
-	}
-	msgs := make([]string, len(errs))
-	for i, err := range errs {
-		msgs[i] = err.Error()
-	}
-	return fmt.Errorf("input %q (type %s): %d problem(s):\n  - %s", id, inputType, len(errs), strings.Join(msgs, "\n  - "))
+	return &ConfigError{InputType: inputType, ID: id, Problems: errs}
 }
 
 // Decorate adds what the processing leaves to the input: where the document goes. The

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -133,8 +132,9 @@ func (t Timings) retryWait(err error, n int, interval time.Duration) (time.Durat
 }
 
 // report logs a failed collection once and sets the status an operator sees in Fleet: FAILED
-// when the credentials do not work, DEGRADED when one permission or one download is refused or
-// anything else failed; the input keeps running either way.
+// when the credentials do not work or the application lacks the input's permission (nothing
+// can be collected until someone fixes them), DEGRADED when an export file download is refused
+// or anything else failed; the input keeps running either way.
 func (f Failure) report(ctx v2.Context, err error, wait time.Duration, why string) {
 	retry := fmt.Sprintf("The cursor is kept; retrying in %s.", wait)
 	var deferred *Deferred
@@ -153,7 +153,8 @@ func (f Failure) report(ctx v2.Context, err error, wait time.Duration, why strin
 		msg := fmt.Sprintf("%s. %s (needs %s, tenant %s). %s", subject, hint, f.Permission, f.TenantID, retry)
 		ctx.Logger.Error(msg)
 		var apiErr *msapi.APIError
-		if errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusForbidden || apiErr.Download) {
+		if errors.As(err, &apiErr) && apiErr.Download {
+			// A refused SAS URL: the next export brings new ones.
 			ctx.UpdateStatus(status.Degraded, msg)
 		} else {
 			ctx.UpdateStatus(status.Failed, msg)

@@ -73,6 +73,7 @@ var Dataset = inputkit.Dataset{
 	Check:     checkConfig,
 	Probe:     Probe,
 	Transform: Transform,
+	Options:   inputkit.OptionsOf(Config{}),
 }
 
 func plugin(log *logp.Logger, store statestore.States, tune tuning) v2.Plugin {

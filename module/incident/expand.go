@@ -18,13 +18,15 @@ import (
 // expandRetryAfter is how long incidents are read without $expand once it has kept failing.
 const expandRetryAfter = time.Hour
 
+// alertsOptions are the incident dataset's own options.
+type alertsOptions struct {
+	IncludeAlerts bool `config:"include_alerts"`
+}
+
 // alertsOption reads `include_alerts` (default true): list incidents with $expand=alerts, so
 // that each incident document carries its alerts as the integration's do.
 func alertsOption(cfg *conf.C) (graphinput.NewReader, []error) {
-	var o struct {
-		IncludeAlerts bool `config:"include_alerts"`
-	}
-	o.IncludeAlerts = true
+	o := alertsOptions{IncludeAlerts: true}
 	if err := cfg.Unpack(&o); err != nil {
 		return nil, []error{err}
 	}

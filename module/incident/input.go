@@ -24,6 +24,7 @@ func spec(t inputkit.Timings) graphinput.Spec {
 		MaxBatch:        50,
 		Transform:       Transform,
 		Reader:          alertsOption,
+		ReaderOptions:   alertsOptions{},
 		Timings:         t,
 	}
 }
