@@ -57,6 +57,7 @@ type options struct {
 	beats                                 string
 	settle, timeout                       time.Duration
 	azurite                               string
+	heapProfile                           string
 	keep                                  bool
 }
 
@@ -72,6 +73,7 @@ func main() {
 	flag.DurationVar(&o.settle, "settle", 15*time.Second, "time the beat gets to start and claim every partition before the records are released")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up on one run after this long")
 	flag.StringVar(&o.azurite, "azurite", "", "azurite-blob binary (default: node_modules/.bin/azurite-blob at or above the module root)")
+	flag.StringVar(&o.heapProfile, "heap-profile", "", "write each beat's heap profile (libbeat's http.pprof), taken when half the records are acknowledged, to this path prefix")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs, last output file)")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -314,6 +316,9 @@ func measure(o options, beat, binary, dir string, az *azurite, bodies [][]byte, 
 		"http.port":     port,
 		"logging.level": "info",
 	}
+	if o.heapProfile != "" {
+		cfg["http.pprof.enabled"] = true
+	}
 	raw, err := yaml.Marshal(cfg)
 	if err != nil {
 		return res, err
@@ -367,10 +372,17 @@ func measure(o options, beat, binary, dir string, az *azurite, bodies [][]byte, 
 	for p := 0; p < o.partitions; p++ {
 		_ = hub.PausePartition(hubName, strconv.Itoa(p), false)
 	}
+	profiled := o.heapProfile == ""
 	for {
 		n, err := acked(stats)
 		if err == nil && n >= int64(o.records) {
 			break
+		}
+		if !profiled && n >= int64(o.records/2) {
+			profiled = true
+			if err := saveHeapProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", port), o.heapProfile+beat+".pb.gz"); err != nil {
+				return res, fmt.Errorf("heap profile: %w", err)
+			}
 		}
 		select {
 		case <-exited:
@@ -426,6 +438,26 @@ func checkOutput(beat, dir string) error {
 		}
 	}
 	return nil
+}
+
+func saveHeapProfile(url, path string) error {
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, io.LimitReader(resp.Body, 64<<20)); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // acked is libbeat.output.events.acked from the beat's monitoring endpoint.
