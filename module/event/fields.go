@@ -14,12 +14,22 @@ type field uint16
 type fieldDef struct {
 	path string   // dotted path below m365_defender.event
 	segs []string // path split on dots
+	top  int      // number of the first segment among all fields' first segments
 }
 
-var fieldDefs []fieldDef
+var (
+	fieldDefs []fieldDef
+	topKeys   = map[string]int{} // first segments, numbered; only written while the package starts
+)
 
 func newField(path string) field {
-	fieldDefs = append(fieldDefs, fieldDef{path: path, segs: strings.Split(path, ".")})
+	segs := strings.Split(path, ".")
+	top, ok := topKeys[segs[0]]
+	if !ok {
+		top = len(topKeys)
+		topKeys[segs[0]] = top
+	}
+	fieldDefs = append(fieldDefs, fieldDef{path: path, segs: segs, top: top})
 	return field(len(fieldDefs) - 1)
 }
 
@@ -147,7 +157,9 @@ func convertFrom(src source, v value, conv conversion) (out any, ok bool, proble
 		if err != nil {
 			return s, true, "JSON text"
 		}
-		return generic(inner), true, ""
+		// s is the text inner was read from, offsets and all: its strings are cut from s
+		// rather than from another copy of the text.
+		return source{owner: s}.generic(inner), true, ""
 	case lowercase:
 		if v.kind == kindString {
 			return strings.ToLower(src.text(v)), true, ""

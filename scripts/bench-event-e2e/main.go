@@ -1,0 +1,702 @@
+// Command bench-event-e2e runs Filebeat's own azure-eventhub input and defenderbeat's
+// defender-event input side by side on the same Event Hubs fake, the same records and the same
+// file output, and prints a Markdown table for docs/benchmarks.md: records/s, CPU seconds per
+// million records and peak RSS (VmHWM).
+//
+//	go run ./scripts/bench-event-e2e -records 200000
+//
+// For each beat and run, a fresh fake namespace (internal/eventhubfake, plain AMQP in the SDK's
+// emulator mode, one hub of -partitions partitions) holds every record before the beat starts,
+// behind paused partitions. The beat starts, claims the partitions (blob checkpoints in Azurite,
+// which both inputs need for the same work), settles, and then the partitions are released. The
+// measurement runs from the release until the beat's own monitoring endpoint reports every
+// record acknowledged by the file output:
+//   - CPU seconds are the beat process's user + system time over that span, read from
+//     /proc/<pid>/stat (the kernel's per-process accounting that getrusage reports), so other
+//     processes on the machine do not inflate them; records/s is wall-clock and does.
+//   - Peak RSS is VmHWM from /proc/<pid>/status at the end, which covers start-up too.
+//
+// Filebeat emits each record raw (its JSON in `message`); defenderbeat maps each record to an
+// ECS document and keeps the record in event.original. Without -filebeat the script builds
+// x-pack/filebeat from the beats version pinned in go.mod (a temporary module that requires it,
+// with go.mod's replace block; CGO_ENABLED=0; several minutes). Without -defenderbeat it builds
+// the beat from the module root. Linux only; needs Azurite (npm install at the module root).
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"gopkg.in/yaml.v2"
+
+	"github.com/defenderbeat/defenderbeat/internal/azuritetest"
+	"github.com/defenderbeat/defenderbeat/internal/eventhubfake"
+	"github.com/defenderbeat/defenderbeat/internal/golden"
+)
+
+const hubName = "benchhub"
+
+type options struct {
+	records, perMessage, partitions, runs int
+	filebeat, defenderbeat                string
+	beats                                 string
+	settle, timeout                       time.Duration
+	azurite                               string
+	heapProfile                           string
+	keep                                  bool
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.records, "records", 200000, "records to deliver per run (a multiple of -per-message × -partitions)")
+	flag.IntVar(&o.perMessage, "per-message", 100, "records per Event Hubs message ({\"records\":[…]})")
+	flag.IntVar(&o.partitions, "partitions", 4, "partitions of the hub")
+	flag.IntVar(&o.runs, "runs", 1, "runs per beat (alternating)")
+	flag.StringVar(&o.filebeat, "filebeat", "", "Filebeat binary (default: build x-pack/filebeat from the pinned beats module)")
+	flag.StringVar(&o.defenderbeat, "defenderbeat", "", "defenderbeat binary (default: build it from the module root)")
+	flag.StringVar(&o.beats, "beats", "filebeat,defenderbeat", "which beats to run")
+	flag.DurationVar(&o.settle, "settle", 15*time.Second, "time the beat gets to start and claim every partition before the records are released")
+	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up on one run after this long")
+	flag.StringVar(&o.azurite, "azurite", "", "azurite-blob binary (default: node_modules/.bin/azurite-blob at or above the module root)")
+	flag.StringVar(&o.heapProfile, "heap-profile", "", "write each beat's heap profile (libbeat's http.pprof), taken when half the records are acknowledged, to this path prefix")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs, last output file)")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-event-e2e:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	beat        string
+	records     int
+	wall        time.Duration
+	cpu         time.Duration // the beat's user+system time from release to the last ACK
+	peakKB      int64
+	fakeCPU     time.Duration // this process (the fake serving the records) over the same span
+	outputBytes int64
+}
+
+func run(o options) error {
+	if o.records%(o.perMessage*o.partitions) != 0 {
+		return fmt.Errorf("-records must be a multiple of -per-message × -partitions (%d)", o.perMessage*o.partitions)
+	}
+	work, err := os.MkdirTemp("", "bench-event-e2e-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Fprintln(os.Stderr, "work directory:", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
+	root := moduleRoot()
+	binaries := map[string]string{"filebeat": o.filebeat, "defenderbeat": o.defenderbeat}
+	beats := strings.Split(o.beats, ",")
+	for _, b := range beats {
+		path, ok := binaries[b]
+		if !ok {
+			return fmt.Errorf("-beats: unknown beat %q", b)
+		}
+		if path != "" {
+			continue
+		}
+		if b == "filebeat" {
+			path, err = buildFilebeat(root, work)
+		} else {
+			path, err = buildDefenderbeat(root, work)
+		}
+		if err != nil {
+			return err
+		}
+		binaries[b] = path
+	}
+
+	mix, err := recordMix(root)
+	if err != nil {
+		return err
+	}
+	bodies, bytesTotal := messages(mix, o.records, o.perMessage)
+	fmt.Fprintf(os.Stderr, "%d records in %d messages, %.1f MB of JSON\n", o.records, len(bodies), float64(bytesTotal)/1e6)
+
+	az, err := startAzurite(root, o.azurite)
+	if err != nil {
+		return err
+	}
+	defer az.stop()
+
+	var results []result
+	for r := 0; r < o.runs; r++ {
+		for _, b := range beats {
+			dir := filepath.Join(work, fmt.Sprintf("%s-%d", b, r))
+			res, err := measure(o, b, binaries[b], dir, az, bodies, fmt.Sprintf("bench-%d", r))
+			if err != nil {
+				return fmt.Errorf("%s, run %d: %w", b, r+1, err)
+			}
+			fmt.Fprintf(os.Stderr, "%s: %.0f records/s, %.2f CPU-s per million records, peak RSS %.1f MiB\n",
+				b, float64(res.records)/res.wall.Seconds(), res.cpu.Seconds()*1e6/float64(res.records), float64(res.peakKB)/1024)
+			results = append(results, res)
+		}
+	}
+
+	fmt.Printf("| beat | records | wall records/s | CPU-s per million records | records per CPU-s | peak RSS (VmHWM) | fake's CPU-s | output MB |\n")
+	fmt.Printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, r := range results {
+		fmt.Printf("| %s | %d | %.0f | %.1f | %.0f | %.1f MiB | %.1f | %.0f |\n", r.beat, r.records,
+			float64(r.records)/r.wall.Seconds(), r.cpu.Seconds()*1e6/float64(r.records),
+			float64(r.records)/r.cpu.Seconds(), float64(r.peakKB)/1024, r.fakeCPU.Seconds(), float64(r.outputBytes)/1e6)
+	}
+	fmt.Printf("\n%d records, %d per message, %.0f bytes per record on average, %d partitions; %s, %s/%s, %d CPUs.\n",
+		o.records, o.perMessage, float64(bytesTotal)/float64(o.records), o.partitions, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
+	return nil
+}
+
+// recordMix is the module/event benchmarks' realistic stream: the event dataset's golden input
+// records weighted as a Defender for Endpoint tenant streams them (75 % device tables, 12 %
+// identity and cloud app, 10 % mail, 3 % alerts).
+func recordMix(root string) ([][]byte, error) {
+	byFamily := map[string][][]byte{}
+	for _, pattern := range []string{"module/event/testdata/cases/*.log", "module/event/testdata/reference/*.log"} {
+		files, _ := filepath.Glob(filepath.Join(root, pattern))
+		for _, f := range files {
+			lines, err := golden.ReadLines(f)
+			if err != nil {
+				return nil, err
+			}
+			for _, line := range lines {
+				var rec struct {
+					Category string `json:"category"`
+				}
+				if json.Unmarshal(line, &rec) != nil {
+					continue
+				}
+				if fam := family(strings.TrimPrefix(rec.Category, "AdvancedHunting-")); fam != "" {
+					var compact bytes.Buffer
+					if json.Compact(&compact, line) == nil {
+						byFamily[fam] = append(byFamily[fam], compact.Bytes())
+					}
+				}
+			}
+		}
+	}
+	weights := []struct {
+		family string
+		weight int
+	}{{"device", 75}, {"app_and_identity", 12}, {"email", 10}, {"alert", 3}}
+	var mix [][]byte
+	for round := 0; round < 4; round++ {
+		for _, w := range weights {
+			recs := byFamily[w.family]
+			if len(recs) == 0 {
+				return nil, fmt.Errorf("no golden records of the %s family", w.family)
+			}
+			for i := 0; i < w.weight; i++ {
+				mix = append(mix, recs[(round*w.weight+i)%len(recs)])
+			}
+		}
+	}
+	return mix, nil
+}
+
+func family(table string) string {
+	switch {
+	case strings.HasPrefix(table, "Device"):
+		return "device"
+	case strings.HasPrefix(table, "Email"), table == "UrlClickEvents":
+		return "email"
+	case strings.HasPrefix(table, "Alert"):
+		return "alert"
+	case strings.HasPrefix(table, "Identity"), table == "CloudAppEvents":
+		return "app_and_identity"
+	}
+	return ""
+}
+
+// messages packs n records of the mix into Streaming API messages of perMessage records.
+func messages(mix [][]byte, n, perMessage int) ([][]byte, int) {
+	var bodies [][]byte
+	total := 0
+	for i := 0; i < n; i += perMessage {
+		var b bytes.Buffer
+		b.WriteString(`{"records":[`)
+		for j := 0; j < perMessage; j++ {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			rec := mix[(i+j)%len(mix)]
+			b.Write(rec)
+			total += len(rec)
+		}
+		b.WriteString(`]}`)
+		bodies = append(bodies, b.Bytes())
+	}
+	return bodies, total
+}
+
+func measure(o options, beat, binary, dir string, az *azurite, bodies [][]byte, container string) (result, error) {
+	res := result{beat: beat, records: o.records}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return res, err
+	}
+	var size int64
+	for _, b := range bodies {
+		size += int64(len(b))
+	}
+	hub, err := eventhubfake.Start(eventhubfake.Config{
+		Hubs:            []eventhubfake.HubConfig{{Name: hubName, Partitions: o.partitions}},
+		RetentionEvents: len(bodies),
+		RetentionBytes:  2 * size / int64(o.partitions),
+		Logf:            func(format string, args ...any) { fmt.Fprintf(os.Stderr, "fake: "+format+"\n", args...) },
+	})
+	if err != nil {
+		return res, err
+	}
+	defer hub.Close()
+	for p := 0; p < o.partitions; p++ {
+		if err := hub.PausePartition(hubName, strconv.Itoa(p), true); err != nil {
+			return res, err
+		}
+	}
+	for i, b := range bodies {
+		if err := hub.Send(hubName, strconv.Itoa(i%o.partitions), b); err != nil {
+			return res, err
+		}
+	}
+
+	port, err := freePort()
+	if err != nil {
+		return res, err
+	}
+	// The same processor settings for both inputs, under the option names they share.
+	input := map[string]any{
+		"id":                                "bench",
+		"eventhub":                          hubName,
+		"consumer_group":                    "$Default",
+		"connection_string":                 hub.ConnectionString(""),
+		"storage_account":                   azuritetest.AccountName,
+		"storage_account_connection_string": az.connectionString(),
+		"storage_account_container":         container + "-" + beat,
+		"processor_start_position":          "earliest",
+		"processor_update_interval":         "1s",
+		"partition_receive_timeout":         "5s",
+		"partition_receive_count":           100,
+	}
+	inputsKey := "defenderbeat.inputs"
+	if beat == "filebeat" {
+		input["type"] = "azure-eventhub"
+		input["processor_version"] = "v2"
+		inputsKey = "filebeat.inputs"
+	} else {
+		input["type"] = "defender-event"
+		input["checkpoint_store"] = "blob"
+	}
+	cfg := map[string]any{
+		inputsKey: []any{input},
+		"output.file": map[string]any{
+			"path": filepath.Join(dir, "out"), "filename": "documents",
+			"rotate_every_kb": 51200, "number_of_files": 2,
+		},
+		"http.enabled":  true,
+		"http.host":     "127.0.0.1",
+		"http.port":     port,
+		"logging.level": "info",
+	}
+	if o.heapProfile != "" {
+		cfg["http.pprof.enabled"] = true
+	}
+	raw, err := yaml.Marshal(cfg)
+	if err != nil {
+		return res, err
+	}
+	cfgPath := filepath.Join(dir, beat+".yml")
+	if err := os.WriteFile(cfgPath, raw, 0o600); err != nil {
+		return res, err
+	}
+	logFile, err := os.Create(filepath.Join(dir, beat+".log"))
+	if err != nil {
+		return res, err
+	}
+	defer logFile.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	cmd := exec.Command(binary, "-c", cfgPath, "--strict.perms=false", "--path.home", dir, "--path.data", filepath.Join(dir, "data"), "-e")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return res, err
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	pid := cmd.Process.Pid
+	stats := fmt.Sprintf("http://127.0.0.1:%d/stats", port)
+
+	select {
+	case <-exited:
+		return res, fmt.Errorf("the beat exited during start-up; see %s", logFile.Name())
+	case <-time.After(o.settle):
+	}
+	if _, err := acked(stats); err != nil {
+		return res, fmt.Errorf("monitoring endpoint: %w", err)
+	}
+
+	cpu0, err := processCPU(pid)
+	if err != nil {
+		return res, err
+	}
+	self0 := selfCPU()
+	start := time.Now()
+	for p := 0; p < o.partitions; p++ {
+		_ = hub.PausePartition(hubName, strconv.Itoa(p), false)
+	}
+	profiled := o.heapProfile == ""
+	for {
+		n, err := acked(stats)
+		if err == nil && n >= int64(o.records) {
+			break
+		}
+		if !profiled && n >= int64(o.records/2) {
+			profiled = true
+			if err := saveHeapProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", port), o.heapProfile+beat+".pb.gz"); err != nil {
+				return res, fmt.Errorf("heap profile: %w", err)
+			}
+		}
+		select {
+		case <-exited:
+			return res, fmt.Errorf("the beat exited after %d records; see %s", n, logFile.Name())
+		case <-ctx.Done():
+			return res, fmt.Errorf("%d of %d records acknowledged within %s; see %s", n, o.records, o.timeout, logFile.Name())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	res.wall = time.Since(start)
+	cpu1, err := processCPU(pid)
+	if err != nil {
+		return res, err
+	}
+	res.cpu = cpu1 - cpu0
+	res.fakeCPU = selfCPU() - self0
+	if res.peakKB, err = vmHWM(pid); err != nil {
+		return res, err
+	}
+	res.outputBytes, _ = outputBytes(stats)
+	return res, checkOutput(beat, filepath.Join(dir, "out"))
+}
+
+// checkOutput reads one document the file output wrote, to show it is what the beat should
+// write: the raw record in message (Filebeat) or an ECS event document (defenderbeat).
+func checkOutput(beat, dir string) error {
+	files, _ := filepath.Glob(filepath.Join(dir, "documents*"))
+	if len(files) == 0 {
+		return fmt.Errorf("no output file in %s", dir)
+	}
+	f, err := os.Open(files[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	line, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return err
+	}
+	line, _, _ = bytes.Cut(line, []byte("\n"))
+	var doc map[string]any
+	if err := json.Unmarshal(line, &doc); err != nil {
+		return fmt.Errorf("output document: %w", err)
+	}
+	switch beat {
+	case "filebeat":
+		if msg, _ := doc["message"].(string); !strings.Contains(msg, `"AdvancedHunting-`) {
+			return fmt.Errorf("filebeat's document has no raw record in message: %.300s", line)
+		}
+	default:
+		if ev, _ := doc["event"].(map[string]any); ev == nil || ev["dataset"] != "m365_defender.event" {
+			return fmt.Errorf("defenderbeat's document is not an event document: %.300s", line)
+		}
+	}
+	return nil
+}
+
+func saveHeapProfile(url, path string) error {
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, io.LimitReader(resp.Body, 64<<20)); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// acked is libbeat.output.events.acked from the beat's monitoring endpoint.
+func acked(url string) (int64, error) {
+	var s struct {
+		Libbeat struct {
+			Output struct {
+				Events struct {
+					Acked int64 `json:"acked"`
+				} `json:"events"`
+			} `json:"output"`
+		} `json:"libbeat"`
+	}
+	if err := getJSON(url, &s); err != nil {
+		return 0, err
+	}
+	return s.Libbeat.Output.Events.Acked, nil
+}
+
+func outputBytes(url string) (int64, error) {
+	var s struct {
+		Libbeat struct {
+			Output struct {
+				Write struct {
+					Bytes int64 `json:"bytes"`
+				} `json:"write"`
+			} `json:"output"`
+		} `json:"libbeat"`
+	}
+	err := getJSON(url, &s)
+	return s.Libbeat.Output.Write.Bytes, err
+}
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+func getJSON(url string, v any) error {
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v)
+}
+
+// processCPU is a process's user + system time so far, from /proc/<pid>/stat.
+func processCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("unreadable /proc stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	const clockTicks = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// vmHWM is a process's peak resident set size in KiB.
+func vmHWM(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// moduleRoot is the directory holding go.mod, from the working directory up.
+func moduleRoot() string {
+	dir, _ := os.Getwd()
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return dir
+		}
+	}
+}
+
+func buildDefenderbeat(root, work string) (string, error) {
+	bin := filepath.Join(work, "defenderbeat")
+	fmt.Fprintln(os.Stderr, "building", bin)
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("go build defenderbeat: %w", err)
+	}
+	return bin, nil
+}
+
+// buildFilebeat builds x-pack/filebeat from the beats version go.mod pins, in a temporary module
+// that requires it with go.mod's replace block (the beats module's own), and go.sum's hashes
+// plus the beats module's for the dependencies only x-pack/filebeat has.
+func buildFilebeat(root, work string) (string, error) {
+	gomod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		return "", err
+	}
+	var version, replace string
+	for _, line := range strings.Split(string(gomod), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "github.com/elastic/beats/v7" && version == "" {
+			version = f[1]
+		}
+	}
+	if i := strings.Index(string(gomod), "\nreplace ("); i >= 0 {
+		rest := string(gomod)[i+1:]
+		if j := strings.Index(rest, "\n)"); j >= 0 {
+			replace = rest[:j+2] + "\n"
+		}
+	}
+	if version == "" {
+		return "", errors.New("go.mod does not require github.com/elastic/beats/v7")
+	}
+	dir := filepath.Join(work, "filebeat-build")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	mod := fmt.Sprintf("module filebeatbench\n\ngo 1.25.0\n\nrequire github.com/elastic/beats/v7 %s\n\n%s", version, replace)
+	mainGo := "package main\n\nimport (\n\t\"os\"\n\n\t\"github.com/elastic/beats/v7/x-pack/filebeat/cmd\"\n)\n\n" +
+		"func main() {\n\tif err := cmd.Filebeat().Execute(); err != nil {\n\t\tos.Exit(1)\n\t}\n}\n"
+	sums, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	if err != nil {
+		return "", err
+	}
+	modCache := strings.TrimSpace(goEnv("GOMODCACHE"))
+	beatsSums, err := os.ReadFile(filepath.Join(modCache, "github.com/elastic/beats/v7@"+version, "go.sum"))
+	if err != nil {
+		return "", fmt.Errorf("the pinned beats module is not in the module cache (go mod download): %w", err)
+	}
+	for name, content := range map[string]string{"go.mod": mod, "main.go": mainGo, "go.sum": string(sums) + string(beatsSums)} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			return "", err
+		}
+	}
+	bin := filepath.Join(work, "filebeat")
+	fmt.Fprintln(os.Stderr, "building", bin, "(x-pack/filebeat", version+"; this takes minutes)")
+	for _, args := range [][]string{{"mod", "tidy"}, {"build", "-trimpath", "-ldflags=-s -w", "-o", bin, "."}} {
+		c := exec.Command("go", args...)
+		c.Dir = dir
+		c.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod", "GONOSUMDB=github.com/elastic")
+		c.Stdout, c.Stderr = os.Stderr, os.Stderr
+		if err := c.Run(); err != nil {
+			return "", fmt.Errorf("go %s (filebeat): %w", args[0], err)
+		}
+	}
+	return bin, nil
+}
+
+func goEnv(key string) string {
+	out, _ := exec.Command("go", "env", key).Output()
+	return string(out)
+}
+
+// azurite is an azurite-blob process holding both beats' checkpoint containers.
+type azurite struct {
+	port int
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startAzurite(root, bin string) (*azurite, error) {
+	if bin == "" {
+		bin = filepath.Join(root, "node_modules", ".bin", "azurite-blob")
+		if _, err := os.Stat(bin); err != nil {
+			if bin, err = azuritetest.Binary(); err != nil {
+				return nil, fmt.Errorf("azurite-blob not found (npm ci at the module root, or -azurite): %w", err)
+			}
+		}
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	a := &azurite{port: port, done: make(chan struct{})}
+	a.cmd = exec.Command(bin, "--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port),
+		"--inMemoryPersistence", "--skipApiVersionCheck", "--silent")
+	if err := a.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { _ = a.cmd.Wait(); close(a.done) }()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		resp, err := httpClient.Get(fmt.Sprintf("http://127.0.0.1:%d/%s?comp=list", port, azuritetest.AccountName))
+		if err == nil {
+			_ = resp.Body.Close()
+			if strings.Contains(resp.Header.Get("Server"), "Azurite") {
+				return a, nil
+			}
+		}
+	}
+	a.stop()
+	return nil, errors.New("azurite-blob did not start within 30 s")
+}
+
+func (a *azurite) connectionString() string {
+	return fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=http://127.0.0.1:%d/%s;",
+		azuritetest.AccountName, azuritetest.AccountKey, a.port, azuritetest.AccountName)
+}
+
+func (a *azurite) stop() {
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.done:
+	case <-time.After(5 * time.Second):
+		_ = a.cmd.Process.Kill()
+		<-a.done
+	}
+}
