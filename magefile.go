@@ -4,8 +4,10 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -13,6 +15,8 @@ import (
 	"github.com/magefile/mage/sh"
 
 	devtools "github.com/elastic/beats/v7/dev-tools/mage"
+
+	"github.com/defenderbeat/defenderbeat/packaging"
 )
 
 func init() {
@@ -25,19 +29,47 @@ func init() {
 	devtools.BeatLicense = "ASL 2.0"
 }
 
-// Build compiles a release binary: static, stripped, with version and commit stamped.
+// Build compiles a release binary for this machine: static, stripped, with version and commit
+// stamped.
 func Build() error {
-	commit, _ := sh.Output("git", "rev-parse", "HEAD")
-	if commit == "" {
-		commit = "unknown"
+	host := packaging.Platform{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH}
+	return packaging.BuildBinary(".", host.Executable(), host, commit(), time.Now())
+}
+
+// Package builds the release archives into build/distributions, each with a .sha512:
+// defenderbeat-<version>-linux-x86_64.tar.gz, -linux-arm64.tar.gz and -windows-x86_64.zip.
+// PLATFORMS=linux/amd64,windows/amd64 builds only those.
+func Package() error {
+	platforms, err := packaging.ParsePlatforms(os.Getenv("PLATFORMS"))
+	if err != nil {
+		return err
 	}
-	ldflags := strings.Join([]string{
-		"-s", "-w",
-		"-X github.com/elastic/beats/v7/libbeat/version.commit=" + commit,
-		"-X github.com/elastic/beats/v7/libbeat/version.buildTime=" + time.Now().UTC().Format(time.RFC3339),
-	}, " ")
-	return sh.RunWith(map[string]string{"CGO_ENABLED": "0"},
-		"go", "build", "-trimpath", "-ldflags", ldflags, "-o", "defenderbeat", ".")
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	release := packaging.Release{
+		Root:   root,
+		Out:    filepath.Join(root, "build", "distributions"),
+		Commit: commit(),
+		Built:  time.Now().UTC().Truncate(time.Second),
+	}
+	for _, p := range platforms {
+		path, err := release.Archive(p)
+		if err != nil {
+			return err
+		}
+		fmt.Println(path)
+	}
+	return nil
+}
+
+// commit is the checked-out commit, for the binary's `version` output.
+func commit() string {
+	if c, _ := sh.Output("git", "rev-parse", "HEAD"); c != "" {
+		return c
+	}
+	return "unknown"
 }
 
 // Update regenerates everything derived from _meta and module/*/_meta.

@@ -14,7 +14,9 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v2"
 
+	"github.com/elastic/beats/v7/libbeat/beat"
 	"github.com/elastic/beats/v7/libbeat/cmd/instance"
+	conf "github.com/elastic/elastic-agent-libs/config"
 
 	"github.com/defenderbeat/defenderbeat/beater"
 	"github.com/defenderbeat/defenderbeat/internal/simulator"
@@ -163,12 +165,20 @@ func runSimulated(srv *simulator.Server, duration time.Duration) error {
 	if f := flag.CommandLine.Lookup("path.logs"); f != nil && f.Value.String() == "" {
 		_ = flag.CommandLine.Set("path.logs", filepath.Join(dir, "logs"))
 	}
+	create := newBeater
 	if duration > 0 {
-		// libbeat stops cleanly on SIGINT: the same path as the user's Ctrl-C.
-		time.AfterFunc(duration, func() { _ = syscall.Kill(os.Getpid(), syscall.SIGINT) })
+		// Stopping the beater is what libbeat does on Ctrl-C, and it works on every system
+		// (Windows has no signal to send oneself).
+		create = func(b *beat.Beat, raw *conf.C) (beat.Beater, error) {
+			bt, err := newBeater(b, raw)
+			if err == nil {
+				time.AfterFunc(duration, bt.Stop)
+			}
+			return bt, err
+		}
 	}
 	fmt.Fprintf(os.Stderr, "Simulated tenant at %s; running %s. Ctrl-C stops.\n", srv.URL(), strings.Join(beater.Datasets(), ", "))
-	if err := instance.Run(Settings(), newBeater); err != nil {
+	if err := instance.Run(Settings(), create); err != nil {
 		return &exitError{1, err}
 	}
 	return nil
