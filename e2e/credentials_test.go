@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -96,22 +94,7 @@ func TestSecretNeverLogged(t *testing.T) {
 		},
 		"output.file": map[string]any{"path": out, "filename": "docs"},
 	})
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "beat.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	logs := func() string { raw, _ := os.ReadFile(logFile.Name()); return string(raw) }
-	cmd := exec.Command(binary, "-c", cfg, "--path.home", t.TempDir(), "-e", "-d", "*")
-	cmd.Stderr, cmd.Stdout = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			t.Log(logs())
-		}
-	}()
+	cmd, logs := startDebugBeat(t, cfg)
 	waitFor(t, 30*time.Second, "documents", func() bool {
 		if len(readDocs(t, out)) >= 20 {
 			return true
@@ -159,22 +142,7 @@ func TestSASSignatureNeverLogged(t *testing.T) {
 		},
 		"output.file": map[string]any{"path": out, "filename": "docs"},
 	})
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "beat.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	logs := func() string { raw, _ := os.ReadFile(logFile.Name()); return string(raw) }
-	cmd := exec.Command(binary, "-c", cfg, "--path.home", t.TempDir(), "-e", "-d", "*")
-	cmd.Stderr, cmd.Stdout = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			t.Log(logs())
-		}
-	}()
+	cmd, logs := startDebugBeat(t, cfg)
 	waitFor(t, 60*time.Second, "every export row", func() bool {
 		if cmd.ProcessState != nil {
 			t.Fatalf("beat exited:\n%s", logs())

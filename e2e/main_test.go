@@ -121,3 +121,26 @@ func startBeat(t testing.TB, cfg, data string) *exec.Cmd {
 	}
 	return cmd
 }
+
+// startDebugBeat runs the beat with every debug selector, its output in a log file that logs()
+// reads, and shows that log when the test fails.
+func startDebugBeat(t *testing.T, cfg string) (*exec.Cmd, func() string) {
+	t.Helper()
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "beat.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logFile.Close() })
+	logs := func() string { raw, _ := os.ReadFile(logFile.Name()); return string(raw) }
+	cmd := exec.Command(binary, "-c", cfg, "--path.home", t.TempDir(), "-e", "-d", "*")
+	cmd.Stderr, cmd.Stdout = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(logs())
+		}
+	})
+	return cmd, logs
+}
