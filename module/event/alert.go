@@ -3,6 +3,8 @@ package event
 import (
 	"slices"
 	"strings"
+
+	"github.com/defenderbeat/defenderbeat/internal/graphalert"
 )
 
 // The alert family: AlertInfo and AlertEvidence (alerts and their evidence) and BehaviorInfo and
@@ -98,7 +100,7 @@ func mapAlert(r *record) {
 	}
 	r.putFrom("event.provider", fServiceSource)
 	r.putFrom("event.reference", fRemoteURL)
-	if sev, ok := severityNumber(r.str(fSeverity)); ok {
+	if sev, ok := graphalert.Severity(r.str(fSeverity)); ok { // the column is lowercased already
 		r.put("event.severity", sev)
 	}
 
@@ -183,19 +185,4 @@ func (r *record) mapAttackTechniques() {
 		r.put("threat.technique.subtechnique.id", ids)
 		r.put("threat.technique.subtechnique.name", names)
 	}
-}
-
-// severityNumber is the event.severity the integration gives each Defender severity.
-func severityNumber(s string) (int64, bool) {
-	switch s {
-	case "informational", "low":
-		return 21, true
-	case "medium":
-		return 47, true
-	case "high":
-		return 73, true
-	case "critical":
-		return 99, true
-	}
-	return 0, false
 }
