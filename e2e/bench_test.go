@@ -6,10 +6,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/defenderbeat/defenderbeat/internal/procstat"
 
 	"github.com/defenderbeat/defenderbeat/internal/simulator"
 )
@@ -97,27 +98,14 @@ func BenchmarkIncidentsWithManyAlerts(b *testing.B) {
 			time.Sleep(200 * time.Millisecond)
 		}
 		b.StopTimer()
-		peak = max(peak, peakRSSKiB(cmd.Process.Pid))
+		if kib, err := procstat.PeakRSSKiB(cmd.Process.Pid); err == nil {
+			peak = max(peak, int(kib))
+		}
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 	}
 	b.ReportMetric(float64(incidents*perIncident*b.N)/b.Elapsed().Seconds(), "docs/s")
 	b.ReportMetric(float64(peak)/1024, "peak-RSS-MiB")
-}
-
-// peakRSSKiB reads a process's high-water resident set size (Linux).
-func peakRSSKiB(pid int) int {
-	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kib, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
-			return kib
-		}
-	}
-	return 0
 }
 
 // benchAlertsPerIncident is 400 unless DEFENDERBEAT_BENCH_ALERTS_PER_INCIDENT says otherwise, so

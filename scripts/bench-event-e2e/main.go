@@ -42,6 +42,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/defenderbeat/defenderbeat/internal/procstat"
+
 	"gopkg.in/yaml.v2"
 
 	"github.com/defenderbeat/defenderbeat/internal/azuritetest"
@@ -399,7 +401,7 @@ func measure(o options, beat, binary, dir string, az *azurite, bodies [][]byte, 
 	}
 	res.cpu = cpu1 - cpu0
 	res.fakeCPU = selfCPU() - self0
-	if res.peakKB, err = vmHWM(pid); err != nil {
+	if res.peakKB, err = procstat.PeakRSSKiB(pid); err != nil {
 		return res, err
 	}
 	res.outputBytes, _ = outputBytes(stats)
@@ -532,20 +534,6 @@ func selfCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// vmHWM is a process's peak resident set size in KiB.
-func vmHWM(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-		}
-	}
-	return 0, errors.New("no VmHWM in /proc status")
 }
 
 func freePort() (int, error) {
