@@ -93,6 +93,7 @@ func TestEventInstancesSharePartitionsAndSurviveAKill(t *testing.T) {
 	const containerName = "e2e-balance"
 	input := map[string]any{
 		"type": "defender-event", "id": "streaming", "eventhub": e2eHub,
+		"preserve_original_event":           true, // each record's marker is read from event.original
 		"connection_string":                 hub.ConnectionString(""),
 		"storage_account_connection_string": az.ConnectionString(),
 		"storage_account_container":         containerName,
@@ -208,8 +209,8 @@ func TestEventTestCredentials(t *testing.T) {
 	}
 }
 
-// originalMarker reads the marker of the record a document came from (event.original, which the
-// event dataset always keeps; the mapping drops columns it does not know).
+// originalMarker reads the marker of the record a document came from (event.original, kept with
+// preserve_original_event; the mapping drops columns it does not know).
 func originalMarker(doc map[string]any) string {
 	var rec struct {
 		Properties struct {

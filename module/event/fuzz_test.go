@@ -108,7 +108,7 @@ func sameJSON(want, got any) bool {
 }
 
 // checkPublishable fails unless ev can be published and encoded by libbeat.
-func checkPublishable(t *testing.T, ev beat.Event, errorDocument bool) {
+func checkPublishable(t *testing.T, ev beat.Event, errorDocument, preserveOriginal bool) {
 	t.Helper()
 	if _, ok := ev.Fields["@timestamp"]; ok {
 		t.Fatal("@timestamp among the fields")
@@ -122,10 +122,14 @@ func checkPublishable(t *testing.T, ev beat.Event, errorDocument bool) {
 	if _, err := golden.Document(ev); err != nil {
 		t.Fatal(err)
 	}
-	if !errorDocument {
-		if orig, _ := ev.Fields.GetValue("event.original"); orig == nil {
-			t.Fatal("event.original missing")
-		}
+	// event.original is kept when asked for, and always where something could not be mapped.
+	orig, _ := ev.Fields.GetValue("event.original")
+	kind, _ := ev.Fields.GetValue("event.kind")
+	switch {
+	case (errorDocument || kind == "pipeline_error" || preserveOriginal) && orig == nil:
+		t.Fatal("event.original missing")
+	case !errorDocument && kind != "pipeline_error" && !preserveOriginal && orig != nil:
+		t.Fatal("event.original kept without the tag")
 	}
 }
 
@@ -150,6 +154,9 @@ func FuzzDecode(f *testing.F) {
 		if flags&4 != 0 {
 			opts.Tags = append(opts.Tags, transform.TagPreserveDuplicateCustom)
 		}
+		if flags&8 != 0 {
+			opts.Tags = append(opts.Tags, transform.TagPreserveOriginal)
+		}
 		var evs []beat.Event
 		sum, err := d.Decode(msg, opts, func(ev beat.Event) { evs = append(evs, ev) })
 		if err != nil {
@@ -168,7 +175,7 @@ func FuzzDecode(f *testing.F) {
 			if isError {
 				malformed++
 			}
-			checkPublishable(t, ev, isError)
+			checkPublishable(t, ev, isError, opts.PreserveOriginal())
 		}
 		if malformed != sum.Malformed {
 			t.Fatalf("%d error documents, summary says %d", malformed, sum.Malformed)
@@ -207,7 +214,7 @@ func fuzzFamily(f *testing.F, fam *family) {
 	f.Fuzz(func(t *testing.T, props []byte, table uint8) {
 		category := categories[int(table)%len(categories)]
 		record := `{"time":"2024-05-01T10:00:00Z","tenantId":"t","category":"` + category + `","properties":` + string(props) + `}`
-		for _, tags := range [][]string{{"forwarded"}, {transform.TagPreserveDuplicateCustom}} {
+		for _, tags := range [][]string{{"forwarded"}, {transform.TagPreserveDuplicateCustom, transform.TagPreserveOriginal}} {
 			var evs []beat.Event
 			_, err := Decoder{}.Decode([]byte(record), transform.Options{Tags: tags}, func(ev beat.Event) { evs = append(evs, ev) })
 			if err != nil {
@@ -220,7 +227,7 @@ func fuzzFamily(f *testing.F, fam *family) {
 				t.Fatalf("%d documents for one record", len(evs))
 			}
 			id, _ := evs[0].Meta["_id"].(string)
-			checkPublishable(t, evs[0], strings.HasPrefix(id, transform.ErrorIDPrefix))
+			checkPublishable(t, evs[0], strings.HasPrefix(id, transform.ErrorIDPrefix), transform.Options{Tags: tags}.PreserveOriginal())
 		}
 	})
 }

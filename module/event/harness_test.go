@@ -91,6 +91,8 @@ func hubSettings(t testing.TB, hub *eventhubfake.Server, az *azuritetest.Azurite
 		"partition_receive_timeout":     "100ms",
 		"partition_receive_count":       20,
 		"checkpoint_store":              StoreLocal,
+		// The delivery tests find each record's marker in event.original.
+		"preserve_original_event": true,
 	}
 	if az != nil {
 		s["checkpoint_store"] = StoreBlob
@@ -380,7 +382,7 @@ func sendMessages(t testing.TB, hub *eventhubfake.Server, tag string, partitions
 }
 
 // markerOf reads the marker from the record the document came from: event.original, which the
-// event dataset always keeps (the mapping itself drops columns it does not know).
+// harness's inputs keep (the mapping itself drops columns it does not know).
 func markerOf(ev beat.Event) string {
 	v, _ := ev.Fields.GetValue("event.original")
 	s, _ := v.(string)

@@ -250,11 +250,18 @@ func TestDuplicatesRemovedWithoutTag(t *testing.T) {
 	// What the integration derives from the removed copies must still be there.
 	for path, want := range map[string]any{
 		"host.id": "dev1", "cloud.instance.id": "dev1", "device.id": "dev1", "process.name": "a.exe",
-		"m365_defender.event.process.id": int64(10), "event.original": record,
+		"m365_defender.event.process.id": int64(10),
 	} {
 		if got := get(ev, path); got != want {
 			t.Errorf("%s = %v, want %v", path, got, want)
 		}
+	}
+	if v := get(ev, "event.original"); v != nil {
+		t.Errorf("event.original kept without the %s tag: %v", transform.TagPreserveOriginal, v)
+	}
+	kept, _, _ := decode(t, Decoder{}, record, "forwarded", transform.TagPreserveOriginal)
+	if got := get(kept[0], "event.original"); got != record {
+		t.Errorf("event.original with the %s tag = %v, want the record", transform.TagPreserveOriginal, got)
 	}
 	if get(ev, "process.entity_id") != fingerprint("10|2024-05-01T09:59:59.000Z|dev1") {
 		t.Errorf("process.entity_id %v", get(ev, "process.entity_id"))

@@ -312,7 +312,11 @@ func (r *record) finish() beat.Event {
 		event = mapstr.M{}
 		r.ecs["event"] = event
 	}
-	event["original"] = r.orig
+	if r.opts.PreserveOriginal() || len(r.errs) > 0 {
+		// As the integration: the record is kept only when asked for, or when part of it could
+		// not be mapped, so that nothing of it is lost.
+		event["original"] = r.orig
+	}
 	if r.kind != "" {
 		event["kind"] = r.kind
 	}
