@@ -10,6 +10,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azeventhubs/v2"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/elastic/beats/v7/libbeat/common/cfgtype"
 
 	"github.com/defenderbeat/defenderbeat/internal/inputkit"
 	"github.com/defenderbeat/defenderbeat/internal/msapi"
@@ -104,13 +105,14 @@ type Config struct {
 	ResourceManagerEndpoint        string `config:"resource_manager_endpoint"`
 	Cloud                          string `config:"cloud"`
 
-	ProcessorStartPosition      string        `config:"processor_start_position"`
-	ProcessorUpdateInterval     time.Duration `config:"processor_update_interval"`
-	PartitionReceiveTimeout     time.Duration `config:"partition_receive_timeout"`
-	PartitionReceiveCount       int           `config:"partition_receive_count"`
-	PartitionExpirationDuration time.Duration `config:"partition_expiration_duration"`
-	Transport                   string        `config:"transport"`
-	SanitizeOptions             []string      `config:"sanitize_options"`
+	ProcessorStartPosition      string           `config:"processor_start_position"`
+	ProcessorUpdateInterval     time.Duration    `config:"processor_update_interval"`
+	PartitionReceiveTimeout     time.Duration    `config:"partition_receive_timeout"`
+	PartitionReceiveCount       int              `config:"partition_receive_count"`
+	PartitionReceiveBytes       cfgtype.ByteSize `config:"partition_receive_bytes"`
+	PartitionExpirationDuration time.Duration    `config:"partition_expiration_duration"`
+	Transport                   string           `config:"transport"`
+	SanitizeOptions             []string         `config:"sanitize_options"`
 	// MigrateCheckpoint carries the legacy processor's checkpoints into the current layout.
 	MigrateCheckpoint bool `config:"migrate_checkpoint"`
 
@@ -135,6 +137,7 @@ func defaultConfig() Config {
 		ProcessorUpdateInterval:     10 * time.Second,
 		PartitionReceiveTimeout:     5 * time.Second,
 		PartitionReceiveCount:       100,
+		PartitionReceiveBytes:       2 << 20,
 		PartitionExpirationDuration: time.Minute,
 		Transport:                   transportAMQP,
 		MigrateCheckpoint:           true,
@@ -144,6 +147,8 @@ func defaultConfig() Config {
 const (
 	minInterval       = 100 * time.Millisecond
 	maxReceiveCount   = 5000
+	minReceiveBytes   = 64 << 10
+	maxReceiveBytes   = 1 << 30
 	maxContainerChars = 63
 )
 
@@ -186,6 +191,9 @@ func (c *Config) resolve() error {
 	}
 	if c.PartitionReceiveCount < 1 || c.PartitionReceiveCount > maxReceiveCount {
 		fail("partition_receive_count", "must be between 1 and %d, got %d", maxReceiveCount, c.PartitionReceiveCount)
+	}
+	if c.PartitionReceiveBytes < minReceiveBytes || c.PartitionReceiveBytes > maxReceiveBytes {
+		fail("partition_receive_bytes", "must be between 64KiB and 1GiB, got %d bytes", int64(c.PartitionReceiveBytes))
 	}
 	// Owners renew their claims every update interval (with up to 30% jitter); a claim must
 	// outlive a late renewal or live instances would steal partitions from each other.

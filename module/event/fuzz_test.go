@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"math/big"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/elastic/beats/v7/libbeat/beat"
+	"github.com/elastic/beats/v7/libbeat/common"
+	"github.com/elastic/elastic-agent-libs/logp"
 	"github.com/elastic/elastic-agent-libs/mapstr"
 
 	"github.com/defenderbeat/defenderbeat/internal/golden"
@@ -122,6 +125,7 @@ func checkPublishable(t *testing.T, ev beat.Event, errorDocument, preserveOrigin
 	if _, err := golden.Document(ev); err != nil {
 		t.Fatal(err)
 	}
+	checkNeedsNoNormalization(t, ev)
 	// event.original is kept when asked for, and always where something could not be mapped.
 	orig, _ := ev.Fields.GetValue("event.original")
 	kind, _ := ev.Fields.GetValue("event.kind")
@@ -236,3 +240,52 @@ func FuzzAlertFamily(f *testing.F)    { fuzzFamily(f, alertFamily) }
 func FuzzDeviceFamily(f *testing.F)   { fuzzFamily(f, deviceFamily) }
 func FuzzEmailFamily(f *testing.F)    { fuzzFamily(f, emailFamily) }
 func FuzzIdentityFamily(f *testing.F) { fuzzFamily(f, identityFamily) }
+
+// checkNeedsNoNormalization fails unless the output encodes ev exactly as it encodes what
+// libbeat's event normalization makes of it: the input turns normalization off, because it is
+// a deep copy of every document, so the documents must already be in its form.
+func checkNeedsNoNormalization(t *testing.T, ev beat.Event) {
+	t.Helper()
+	enc := newEncoder()
+	got, err := enc.Encode("index", &ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = bytes.Clone(got)
+	normalized := ev
+	normalized.Fields = common.NewGenericEventConverter(false, logp.NewNopLogger()).Convert(ev.Fields)
+	want, err := enc.Encode("index", &normalized)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(decodeExactly(t, got), decodeExactly(t, want)) {
+		t.Fatalf("the document needs libbeat's normalization:\n%s\nnormalized:\n%s", got, want)
+	}
+}
+
+// decodeExactly reads JSON keeping numbers as written (map order is all that may differ).
+func decodeExactly(t *testing.T, raw []byte) any {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestDocumentsNeedNoNormalization(t *testing.T) {
+	checked := 0
+	for _, line := range goldenLines(t) {
+		for _, tags := range [][]string{{"forwarded"}, {transform.TagPreserveDuplicateCustom, transform.TagPreserveOriginal}} {
+			_, _ = Decoder{}.Decode(line, transform.Options{Tags: tags}, func(ev beat.Event) {
+				checkNeedsNoNormalization(t, ev)
+				checked++
+			})
+		}
+	}
+	if checked < 100 {
+		t.Fatalf("only %d documents checked", checked)
+	}
+}

@@ -226,8 +226,9 @@ func (r *run) process(ctx context.Context, store azeventhubs.CheckpointStore) er
 		UpdateInterval:              r.cfg.ProcessorUpdateInterval,
 		PartitionExpirationDuration: r.cfg.PartitionExpirationDuration,
 		StartPositions:              azeventhubs.StartPositions{Default: r.startPosition()},
-		// Credit of one receive batch: bounds memory by messages, which can be up to 1 MB each.
-		Prefetch: int32(r.cfg.PartitionReceiveCount),
+		// No prefetch: each receive grants only the credit its batch needs (receiveSizer), so
+		// what a partition holds in memory is bounded in bytes, not in messages.
+		Prefetch: -1,
 	})
 	if err != nil {
 		return err
@@ -323,6 +324,8 @@ func (r *run) startPosition() azeventhubs.StartPosition {
 	return azeventhubs.StartPosition{Earliest: to.Ptr(true)}
 }
 
+var noNormalization = false
+
 // readPartition reads one owned partition until it is lost or the processor stops.
 func (r *run) readPartition(ctx context.Context, pc *azeventhubs.ProcessorPartitionClient) {
 	pid := pc.PartitionID()
@@ -338,6 +341,9 @@ func (r *run) readPartition(ctx context.Context, pc *azeventhubs.ProcessorPartit
 			}
 		}),
 		WaitClose: r.tune.closeWait,
+		// libbeat's normalization deep-copies every document into the types it encodes; the
+		// transform builds them in those types already (TestDocumentsNeedNoNormalization).
+		Processing: beat.ProcessingConfig{EventNormalization: &noNormalization},
 	})
 	if err != nil {
 		log.Errorw("Cannot connect to the publisher pipeline.", "error", err)
@@ -360,14 +366,21 @@ func (r *run) readPartition(ctx context.Context, pc *azeventhubs.ProcessorPartit
 		cp.run(partCtx)
 	}()
 
+	sizer := receiveSizer{budget: int64(r.cfg.PartitionReceiveBytes), maxCount: r.cfg.PartitionReceiveCount}
 	lost := false
 receive:
 	for partCtx.Err() == nil {
 		receiveCtx, cancel := context.WithTimeout(partCtx, r.cfg.PartitionReceiveTimeout)
-		events, err := pc.ReceiveEvents(receiveCtx, r.cfg.PartitionReceiveCount, nil)
+		events, err := pc.ReceiveEvents(receiveCtx, sizer.next(), nil)
 		cancel()
-		for _, ev := range events {
+		sizes := make([]int, len(events))
+		for i, ev := range events {
+			sizes[i] = len(ev.Body)
+		}
+		sizer.observe(sizes...)
+		for i, ev := range events {
 			r.handle(pid, ev, acks, client)
+			events[i] = nil // the body is garbage once its documents are built
 		}
 		if err == nil || (errors.Is(err, context.DeadlineExceeded) && partCtx.Err() == nil) {
 			continue

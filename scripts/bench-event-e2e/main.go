@@ -61,6 +61,7 @@ type options struct {
 	azurite                               string
 	heapProfile                           string
 	keep                                  bool
+	defenderOptions                       map[string]string // -defenderbeat-option key=value
 }
 
 func main() {
@@ -71,6 +72,15 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 1, "runs per beat (alternating)")
 	flag.StringVar(&o.filebeat, "filebeat", "", "Filebeat binary (default: build x-pack/filebeat from the pinned beats module)")
 	flag.StringVar(&o.defenderbeat, "defenderbeat", "", "defenderbeat binary (default: build it from the module root)")
+	o.defenderOptions = map[string]string{}
+	flag.Func("defenderbeat-option", "an extra defender-event option, key=value (repeatable), e.g. partition_receive_bytes=2MiB", func(kv string) error {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want key=value, got %q", kv)
+		}
+		o.defenderOptions[k] = v
+		return nil
+	})
 	flag.StringVar(&o.beats, "beats", "filebeat,defenderbeat", "which beats to run")
 	flag.DurationVar(&o.settle, "settle", 15*time.Second, "time the beat gets to start and claim every partition before the records are released")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up on one run after this long")
@@ -306,6 +316,9 @@ func measure(o options, beat, binary, dir string, az *azurite, bodies [][]byte, 
 	} else {
 		input["type"] = "defender-event"
 		input["checkpoint_store"] = "blob"
+		for k, v := range o.defenderOptions {
+			input[k] = v
+		}
 	}
 	cfg := map[string]any{
 		inputsKey: []any{input},
