@@ -30,9 +30,10 @@ var budgetLimits = map[API][]CallLimit{
 // may be later than when it was sent, so two requests sent a window apart can arrive within one.
 const budgetSlack = 20 // a twentieth of the window: 3 s a minute, 3 min an hour
 
-// Budget is the request budget of one API for one application registration in one tenant,
-// shared by every client of that registration in the process: two inputs on one registration
-// draw from it together instead of each spacing only its own calls.
+// Budget spaces calls to stay within a set of CallLimits. The budget of an API (or of one of its
+// endpoints) for one application registration in one tenant is shared by every client of that
+// registration in the process: two inputs on one registration draw from it together instead of
+// each spacing only its own calls.
 type Budget struct {
 	mu     sync.Mutex
 	limits []CallLimit
@@ -40,10 +41,15 @@ type Budget struct {
 	now    func() time.Time
 }
 
+// NewBudget is a budget of its own, for a limit one input sets itself (CVE lookups per minute).
+func NewBudget(now func() time.Time, limits ...CallLimit) *Budget { return newBudget(limits, now) }
+
 func newBudget(limits []CallLimit, now func() time.Time) *Budget {
-	widened := make([]CallLimit, len(limits))
-	for i, l := range limits {
-		widened[i] = CallLimit{Calls: l.Calls, Window: l.Window + l.Window/budgetSlack}
+	var widened []CallLimit
+	for _, l := range limits {
+		if l.Calls > 0 && l.Window > 0 {
+			widened = append(widened, CallLimit{Calls: l.Calls, Window: l.Window + l.Window/budgetSlack})
+		}
 	}
 	return &Budget{limits: widened, now: now}
 }
@@ -73,6 +79,11 @@ func (b *Budget) delay(now time.Time) time.Duration {
 
 // Take blocks until one more call fits, then counts it. It returns how long it waited.
 func (b *Budget) Take(ctx context.Context) (time.Duration, error) {
+	return b.TakeLogged(ctx, nil)
+}
+
+// TakeLogged is Take, telling waiting (when not nil) how long it is about to wait each time.
+func (b *Budget) TakeLogged(ctx context.Context, waiting func(time.Duration)) (time.Duration, error) {
 	var waited time.Duration
 	for {
 		b.mu.Lock()
@@ -84,6 +95,9 @@ func (b *Budget) Take(ctx context.Context) (time.Duration, error) {
 			return waited, nil
 		}
 		b.mu.Unlock()
+		if waiting != nil {
+			waiting(d)
+		}
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
@@ -99,18 +113,19 @@ func (b *Budget) Take(ctx context.Context) (time.Duration, error) {
 // is no part of it: Microsoft counts per application, whichever secret it signs in with.
 type budgetKey struct {
 	api       API
+	endpoint  string // "" for the API as a whole
 	authority string
 	tenant    string
 	app       string
 }
 
-func budgetKeyOf(o Options, api API) budgetKey {
+func budgetKeyOf(o Options, api API, endpoint string) budgetKey {
 	app := strings.ToLower(o.ClientID)
 	if o.AuthType == AuthManagedIdentity {
 		// A managed identity is its own application; the system-assigned one has no client id.
 		app = "managed-identity:" + strings.ToLower(o.ManagedIdentityClientID)
 	}
-	return budgetKey{api: api, authority: strings.ToLower(strings.TrimRight(o.LoginURL, "/")), tenant: strings.ToLower(o.TenantID), app: app}
+	return budgetKey{api: api, endpoint: endpoint, authority: strings.ToLower(strings.TrimRight(o.LoginURL, "/")), tenant: strings.ToLower(o.TenantID), app: app}
 }
 
 var budgets = struct {
@@ -123,15 +138,24 @@ var budgets = struct {
 // timestamps each and live as long as the process, so an input that restarts finds the calls
 // it and its siblings made in the last window.
 func budgetFor(o Options, api API) *Budget {
-	key := budgetKeyOf(o, api)
+	budgets.Lock()
+	limits, ok := budgets.overrides[api]
+	budgets.Unlock()
+	if !ok {
+		limits = budgetLimits[api]
+	}
+	return SharedBudget(o, api, "", limits...)
+}
+
+// SharedBudget is the budget of one endpoint of an API that has limits of its own (Defender for
+// Endpoint's export: 5 calls a minute, 20 an hour), shared by the registration's inputs like the
+// API's budget. The first caller's limits make it.
+func SharedBudget(o Options, api API, endpoint string, limits ...CallLimit) *Budget {
+	key := budgetKeyOf(o, api, endpoint)
 	budgets.Lock()
 	defer budgets.Unlock()
 	if b, ok := budgets.byKey[key]; ok {
 		return b
-	}
-	limits, ok := budgets.overrides[api]
-	if !ok {
-		limits = budgetLimits[api]
 	}
 	b := newBudget(limits, time.Now)
 	budgets.byKey[key] = b

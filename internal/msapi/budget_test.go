@@ -35,6 +35,25 @@ func TestBudgetHoldsEveryWindow(t *testing.T) {
 	}
 }
 
+// The budget stays exact (never more than the limit in any window) and small (one window's calls)
+// when it allows thousands of calls per window, as CVE lookups may.
+func TestBudgetHoldsAtHighRates(t *testing.T) {
+	const perWindow, window = 2000, 100 * time.Millisecond
+	b := NewBudget(time.Now, CallLimit{perWindow, window})
+	start := time.Now()
+	for range 5 * perWindow {
+		if _, err := b.Take(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if elapsed := time.Since(start); elapsed < 4*window {
+		t.Fatalf("%d calls at %d per %s took %s", 5*perWindow, perWindow, window, elapsed)
+	}
+	if len(b.calls) > perWindow {
+		t.Fatalf("the budget remembers %d calls, more than one window's %d", len(b.calls), perWindow)
+	}
+}
+
 func TestBudgetTakeStopsWithItsContext(t *testing.T) {
 	b := newBudget([]CallLimit{{1, time.Hour}}, time.Now)
 	if _, err := b.Take(context.Background()); err != nil {

@@ -37,7 +37,7 @@ func credentialKeyOf(o Options) credentialKey {
 			cert += "\x00" + string(b)
 		}
 	}
-	shape, _ := json.Marshal(struct {
+	shape, err := json.Marshal(struct {
 		AuthType, Tenant, Client, Login, TokenEndpoint string
 		Params                                         map[string][]string
 		Secret, Cert, CertPassword, MIClient, FedFile  string
@@ -58,9 +58,14 @@ func credentialKeyOf(o Options) credentialKey {
 		o.MaxRetries,
 		int64(o.retryDelay), int64(o.maxRetryDelay),
 	})
+	var k credentialKey
+	if err != nil {
+		// Options that cannot be compared are shared with no one.
+		_, _ = rand.Read(k[:])
+		return k
+	}
 	mac := hmac.New(sha256.New, credentialKeySalt)
 	mac.Write(shape)
-	var k credentialKey
 	copy(k[:], mac.Sum(nil))
 	return k
 }
