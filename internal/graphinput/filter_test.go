@@ -1,12 +1,15 @@
 package graphinput
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/elastic/elastic-agent-libs/logp"
 
 	"github.com/defenderbeat/defenderbeat/internal/cursortest"
 	"github.com/defenderbeat/defenderbeat/internal/simulator"
@@ -173,4 +176,19 @@ func setOf(ids []string) map[string]bool {
 		out[id] = true
 	}
 	return out
+}
+
+// `test credentials` sends the filter, so Graph judges the grammar the start-up check leaves to it.
+func TestProbeSendsTheFilter(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 23, Alerts: 5, Incidents: 1})
+	probe := filteringAlertSpec().Dataset().Probe
+	ok := mustConfig(t, simSettings(sim, "probe", map[string]any{"filter": "status ne 'resolved'"}))
+	if err := probe(context.Background(), ok, logp.NewNopLogger()); err != nil {
+		t.Fatalf("a filter Graph takes: %v", err)
+	}
+	bad := mustConfig(t, simSettings(sim, "probe", map[string]any{"filter": "severity gt 'high'"}))
+	err := probe(context.Background(), bad, logp.NewNopLogger())
+	if err == nil || !strings.Contains(err.Error(), "400") {
+		t.Fatalf("a filter Graph refuses: %v", err)
+	}
 }

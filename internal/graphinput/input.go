@@ -116,7 +116,12 @@ func Configure(spec Spec, cfg *conf.C) (Config, error) {
 }
 
 func (spec Spec) probe(ctx context.Context, c Config, log *logp.Logger) error {
-	return inputkit.Probe(ctx, c.Options, msapi.Graph, log, spec.Path, url.Values{"$top": {"1"}}, "the application permission "+spec.Permission)
+	q := url.Values{"$top": {"1"}}
+	if c.filter != "" {
+		// Graph judges the clause's grammar, which the start-up check leaves to it.
+		q.Set("$filter", c.filter)
+	}
+	return inputkit.Probe(ctx, c.Options, msapi.Graph, log, spec.Path, q, "the application permission "+spec.Permission)
 }
 
 func (spec Spec) run(ctx v2.Context, cfg Config, cur cursor.Cursor, pub cursor.Publisher) error {
