@@ -5,6 +5,7 @@ package cursortest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -196,6 +197,39 @@ func (h *Harness) Metrics() map[string]int64 {
 // Run starts the input and stops it once done() holds, failing the test after timeout.
 func (h *Harness) Run(plugin PluginFunc, settings map[string]any, timeout time.Duration, done func() bool) {
 	h.T.Helper()
+	r := h.Start(plugin, settings)
+	deadline := time.Now().Add(timeout)
+	for !done() {
+		if time.Now().After(deadline) {
+			_ = r.stop()
+			h.T.Fatalf("condition not reached within %s; %d events published, last status %+v", timeout, h.Count(), h.LastStatus())
+		}
+		if err := r.Check(); err != nil {
+			_ = r.stop()
+			h.T.Fatalf("input stopped early: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.Stop()
+}
+
+// Running is an input started by Start; several may run at once, each on its own harness.
+type Running struct {
+	h        *Harness
+	reg      *statestore.Registry
+	tasks    *unison.TaskGroup
+	cancel   context.CancelFunc
+	metrics  *monitoring.Registry
+	finished chan error
+	ended    bool
+	err      error
+	tick     chan struct{}
+}
+
+// Start starts the input on the harness's registry; the output ACKs as the harness says until
+// Stop, which the test must call.
+func (h *Harness) Start(plugin PluginFunc, settings map[string]any) *Running {
+	h.T.Helper()
 	log := h.Log
 	if log == nil {
 		log = logp.NewNopLogger()
@@ -204,63 +238,101 @@ func (h *Harness) Run(plugin PluginFunc, settings map[string]any, timeout time.D
 	if err != nil {
 		h.T.Fatal(err)
 	}
-	reg := statestore.NewRegistry(backend)
-	defer reg.Close()
-
-	p := plugin(log, states{reg})
-	var tasks unison.TaskGroup
-	if err := p.Manager.Init(&tasks); err != nil {
+	r := &Running{h: h, reg: statestore.NewRegistry(backend), tasks: &unison.TaskGroup{}, finished: make(chan error, 1), tick: make(chan struct{})}
+	p := plugin(log, states{r.reg})
+	if err := p.Manager.Init(r.tasks); err != nil {
+		r.reg.Close()
 		h.T.Fatal(err)
 	}
-	defer func() { _ = tasks.Stop() }()
-
 	inp, err := p.Manager.Create(conf.MustNewConfigFrom(settings))
 	if err != nil {
+		_ = r.tasks.Stop()
+		r.reg.Close()
 		h.T.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	metrics := monitoring.NewRegistry()
-	finished := make(chan error, 1)
+	r.cancel = cancel
+	r.metrics = monitoring.NewRegistry()
 	h.started = time.Now()
 	go func() {
-		finished <- inp.Run(v2.Context{
+		r.finished <- inp.Run(v2.Context{
 			ID:              "test",
 			Name:            p.Name,
 			Cancelation:     ctx,
 			Logger:          log,
-			MetricsRegistry: metrics,
+			MetricsRegistry: r.metrics,
 			StatusReporter:  h,
 		}, h.connector())
 	}()
+	go func() {
+		// The output's flush of a partial batch, every 10 ms.
+		for {
+			select {
+			case <-r.tick:
+				return
+			case <-time.After(10 * time.Millisecond):
+				h.flush()
+			}
+		}
+	}()
+	return r
+}
 
-	flush := func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if h.AutoAck && h.listener != nil {
-			h.ackLocked(h.pending) // the output's flush of a partial batch
-		}
+func (h *Harness) flush() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.AutoAck && h.listener != nil {
+		h.ackLocked(h.pending)
 	}
-	deadline := time.Now().Add(timeout)
-	for !done() {
-		if time.Now().After(deadline) {
-			cancel()
-			<-finished
-			h.T.Fatalf("condition not reached within %s; %d events published, last status %+v", timeout, h.Count(), h.LastStatus())
-		}
-		select {
-		case err := <-finished:
-			h.T.Fatalf("input stopped early: %v", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-		flush()
+}
+
+// Check returns the input's error if it has stopped on its own.
+func (r *Running) Check() error {
+	if r.ended {
+		return r.err
 	}
-	flush()
+	select {
+	case err := <-r.finished:
+		r.ended, r.err = true, err
+		if err == nil {
+			err = errors.New("returned without error")
+		}
+		return err
+	default:
+		return nil
+	}
+}
+
+// Metrics are the input's integer metrics now.
+func (r *Running) Metrics() map[string]int64 {
+	return monitoring.CollectFlatSnapshot(r.metrics, monitoring.Full, false).Ints
+}
+
+// stop cancels the input and waits for it, without judging how it ended.
+func (r *Running) stop() error {
+	if r.cancel == nil {
+		return r.err
+	}
+	r.h.flush()
 	// The input's metrics are unregistered when it stops: keep what they said at the end.
-	h.snapshot = monitoring.CollectFlatSnapshot(metrics, monitoring.Full, false)
-	cancel()
-	if err := <-finished; err != nil {
-		h.T.Fatalf("input returned %v", err)
+	r.h.snapshot = monitoring.CollectFlatSnapshot(r.metrics, monitoring.Full, false)
+	r.cancel()
+	r.cancel = nil
+	if !r.ended {
+		r.err = <-r.finished
+		r.ended = true
+	}
+	close(r.tick)
+	_ = r.tasks.Stop()
+	r.reg.Close()
+	return r.err
+}
+
+// Stop stops the input, failing the test if it returned an error.
+func (r *Running) Stop() {
+	r.h.T.Helper()
+	if err := r.stop(); err != nil {
+		r.h.T.Fatalf("input returned %v", err)
 	}
 }
 

@@ -19,7 +19,13 @@ type Config struct {
 	BatchSize                 int           `config:"batch_size"`
 	IncludeUnknownEnumMembers bool          `config:"include_unknown_enum_members"`
 
+	// Server-side filters (filter.go): Graph returns only the records that match.
+	Filter         string   `config:"filter"`
+	Severities     []string `config:"severities"`
+	ServiceSources []string `config:"service_sources"`
+
 	newReader NewReader // from the dataset's own options, when it has a Reader
+	filter    string    // the clause filter, severities and service_sources make together
 }
 
 func defaultConfig(spec Spec) Config {
@@ -48,5 +54,7 @@ func (c *Config) resolve(spec Spec) []error {
 	if c.BatchSize < 1 || c.BatchSize > spec.MaxBatch {
 		errs = append(errs, fmt.Errorf("batch_size: must be between 1 and %d (Graph's $top limit for %s), got %d", spec.MaxBatch, spec.Path, c.BatchSize))
 	}
-	return errs
+	var more []error
+	c.filter, more = c.resolveFilter(spec)
+	return append(errs, more...)
 }

@@ -17,10 +17,14 @@ const graphTimeLayout = "2006-01-02T15:04:05.0000000Z"
 // Exhausted marks an instant shared by more records than Graph lets a client page through: the
 // ones that could be read were, the others were counted as a gap, and the input asks for what
 // comes after that instant (`gt`) instead of for it (`ge`).
+//
+// Filter is the server-side filter the position was reached with: a position says nothing about
+// records another filter would have returned, so a changed filter reads back (see run).
 type Cursor struct {
 	LastUpdate string   `struct:"last_update" json:"last_update"`
 	IDs        []string `struct:"ids" json:"ids"`
 	Exhausted  bool     `struct:"exhausted" json:"exhausted"`
+	Filter     string   `struct:"filter" json:"filter,omitempty"`
 }
 
 // position is the cursor with its time parsed, as the poll loop advances it.
@@ -29,6 +33,7 @@ type position struct {
 	raw       string
 	ids       []string
 	exhausted bool
+	filter    string
 }
 
 func positionOf(c Cursor) (position, bool) {
@@ -39,11 +44,11 @@ func positionOf(c Cursor) (position, bool) {
 	if err != nil {
 		return position{}, false
 	}
-	return position{ts: ts, raw: c.LastUpdate, ids: slices.Clone(c.IDs), exhausted: c.Exhausted}, true
+	return position{ts: ts, raw: c.LastUpdate, ids: slices.Clone(c.IDs), exhausted: c.Exhausted, filter: c.Filter}, true
 }
 
 func (p position) cursor() Cursor {
-	return Cursor{LastUpdate: p.raw, IDs: slices.Clone(p.ids), Exhausted: p.exhausted}
+	return Cursor{LastUpdate: p.raw, IDs: slices.Clone(p.ids), Exhausted: p.exhausted, Filter: p.filter}
 }
 
 // seen reports whether a record was already published at the cursor's timestamp, or belongs to

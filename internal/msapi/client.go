@@ -101,7 +101,7 @@ func NewClient(o Options, api API, log *logp.Logger, m *Metrics) (*Client, error
 	if err != nil {
 		return nil, err
 	}
-	if c.cred, err = newRenewableCredential(o, log, c.sc); err != nil {
+	if c.cred, err = sharedCredential(o, log, c.sc); err != nil {
 		return nil, err
 	}
 
@@ -109,6 +109,9 @@ func NewClient(o Options, api API, log *logp.Logger, m *Metrics) (*Client, error
 		metricsPolicy(m, log, c.sc),
 		reauthPolicy(c.cred, log),
 		runtime.NewBearerTokenPolicy(c.cred, c.scopes, nil),
+		// Last before the wire: Microsoft counts a request when it arrives, so nothing (a token
+		// request) should come between taking the budget and sending.
+		&budgetPolicy{budget: budgetFor(o, api), metrics: m, log: log, api: api},
 	}
 	if o.EnableRequestTracer {
 		perRetry = append(perRetry, c.tracer(true))

@@ -30,6 +30,9 @@ type renewableCredential struct {
 	mu    sync.Mutex
 	cur   azcore.TokenCredential
 	stale bool
+	// fetch lets one caller at a time ask for a token: the inputs sharing the credential then
+	// find the token the first one obtained in the cache instead of each asking the authority.
+	fetch sync.Mutex
 }
 
 func (c *renewableCredential) GetToken(ctx context.Context, tro policy.TokenRequestOptions) (azcore.AccessToken, error) {
@@ -45,7 +48,9 @@ func (c *renewableCredential) GetToken(ctx context.Context, tro policy.TokenRequ
 	cur := c.cur
 	c.mu.Unlock()
 
+	c.fetch.Lock()
 	tk, err := cur.GetToken(ctx, tro)
+	c.fetch.Unlock()
 	if err != nil {
 		return azcore.AccessToken{}, newTokenError(c.authType, err, c.sc)
 	}
@@ -70,7 +75,7 @@ func NewTokenCredential(o Options, log *logp.Logger) (azcore.TokenCredential, er
 		log = logp.NewNopLogger()
 	}
 	o.setDefaults()
-	return newRenewableCredential(o, log.Named("msapi"), newScrubber(o.ClientSecret, o.CertificatePassword, proxyPassword(o.ProxyURL)))
+	return sharedCredential(o, log.Named("msapi"), newScrubber(o.ClientSecret, o.CertificatePassword, proxyPassword(o.ProxyURL)))
 }
 
 func newRenewableCredential(o Options, log *logp.Logger, sc scrubber) (*renewableCredential, error) {

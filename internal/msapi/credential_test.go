@@ -42,8 +42,8 @@ func TestNewTokenCredential(t *testing.T) {
 		return 401, `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided. ` + testSecret + `"}`
 	}
 	login.mu.Unlock()
-	cred, _ = NewTokenCredential(o, nil) // a fresh one: the first caches its token
-	_, err = cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{scope}})
+	// Another scope: the credential (shared by every user of the registration) caches the first.
+	_, err = cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://storage.azure.com/.default"}})
 	var te *TokenError
 	if !errors.As(err, &te) || te.AADSTS != "AADSTS7000215" {
 		t.Fatalf("err = %v, want a TokenError with AADSTS7000215", err)

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -135,6 +136,11 @@ func parseGraphRoute(p string) (graphRoute, bool) {
 
 func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r, s.isGraphAudience) {
+		return
+	}
+	if ok, wait := s.appLimits.allow("graph", s.cfg.GraphLimits, time.Now()); !ok {
+		setRetryAfter(w, wait)
+		writeGraphError(w, r, http.StatusTooManyRequests, "TooManyRequests", "Too many requests from this application for this tenant; retry after the time in Retry-After.")
 		return
 	}
 	rt, ok := parseGraphRoute(r.URL.Path)
@@ -380,6 +386,7 @@ func (s *Server) serveCollection(w http.ResponseWriter, r *http.Request, rt grap
 	if hasFault && fault.Kind == FaultCutPage {
 		cutAfter = max(1, len(page.items)/2)
 	}
+	s.served.add(rt.collection, page.items)
 	for i, rec := range page.items {
 		if i == cutAfter {
 			cutConnection(w, bw)
@@ -452,6 +459,7 @@ func (s *Server) serveEntity(w http.ResponseWriter, r *http.Request, rt graphRou
 		return isPageFault(f) && f.Kind != FaultForeignNextLink && f.Kind != FaultNoNextLink
 	})
 	body := buf.Bytes()
+	s.served.add(rt.collection, []*record{rec})
 	s.writeGraphHead(w, r, fault, hasFault, includeUnknown, len(body))
 	_, _ = w.Write(body)
 }
@@ -521,3 +529,37 @@ func writeJSONString(buf jsonWriter, s string) {
 }
 
 func nowUTCString() string { return time.Now().UTC().Format("2006-01-02T15:04:05") }
+
+// servedLog remembers which records Graph handed out, per collection, so tests
+// can tell what a client asked for from what it kept.
+type servedLog struct {
+	mu  sync.Mutex
+	ids map[string]map[string]int // collection → record id → times served
+}
+
+func (l *servedLog) add(collection string, recs []*record) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ids == nil {
+		l.ids = map[string]map[string]int{}
+	}
+	if l.ids[collection] == nil {
+		l.ids[collection] = map[string]int{}
+	}
+	for _, rec := range recs {
+		l.ids[collection][rec.id]++
+	}
+}
+
+// Served returns how many times each record of a Graph collection ("alerts_v2",
+// "incidents") was served, in a listing page or read by its id; alerts embedded
+// in incidents by $expand are not counted as alerts_v2 records.
+func (s *Server) Served(collection string) map[string]int {
+	s.served.mu.Lock()
+	defer s.served.mu.Unlock()
+	out := make(map[string]int, len(s.served.ids[collection]))
+	for id, n := range s.served.ids[collection] {
+		out[id] = n
+	}
+	return out
+}

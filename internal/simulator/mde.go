@@ -37,6 +37,10 @@ type MDEConfig struct {
 	// (30/min, 1000/h) and vulnerability-by-id (100/min) call limits, for
 	// tests of other things.
 	DisableThrottling bool
+	// APILimits, when set, also limits every call of the API as a whole, per
+	// application, and answers 429 with Retry-After beyond them (MDEAPILimits
+	// are Microsoft's; tests scale them down).
+	APILimits []CallLimit
 }
 
 const (
@@ -172,6 +176,11 @@ func isBlobPath(p string) bool { return strings.HasPrefix(p, blobPathPrefix) }
 
 func (s *Server) serveMDE(w http.ResponseWriter, r *http.Request) {
 	if !s.authorizeMDE(w, r) {
+		return
+	}
+	if ok, wait := s.appLimits.allow("mde", s.mde.cfg.APILimits, time.Now()); !ok {
+		setRetryAfter(w, wait)
+		writeMDEError(w, http.StatusTooManyRequests, "TooManyRequests", "Reached quota limit either by number of requests or by CPU. Please wait and try again.")
 		return
 	}
 	if r.Method != http.MethodGet {

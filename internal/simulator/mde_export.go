@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -359,7 +358,7 @@ func writeMDEFaultError(w http.ResponseWriter, status int) {
 }
 
 // throttle applies the API's per-tenant call limits; false means a 429 was written.
-func (s *Server) throttle(w http.ResponseWriter, api string, limits []callLimit, now time.Time) bool {
+func (s *Server) throttle(w http.ResponseWriter, api string, limits []CallLimit, now time.Time) bool {
 	if s.mde.cfg.DisableThrottling {
 		return true
 	}
@@ -367,7 +366,7 @@ func (s *Server) throttle(w http.ResponseWriter, api string, limits []callLimit,
 	if ok {
 		return true
 	}
-	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+	setRetryAfter(w, wait)
 	writeMDEError(w, http.StatusTooManyRequests, "TooManyRequests", "Reached quota limit either by number of requests or by CPU. Please wait and try again.")
 	return false
 }

@@ -20,7 +20,7 @@ const mdeVulnerabilityPath = "/api/vulnerabilities/"
 // vulnerabilityLimits: Microsoft documents no limit of its own for this API,
 // only the Defender for Endpoint API's 100 calls per minute per connection
 // (learn.microsoft.com/legal/microsoft-365/api-terms-of-use).
-var vulnerabilityLimits = []callLimit{{100, time.Minute}}
+var vulnerabilityLimits = []CallLimit{{100, time.Minute}}
 
 var vulnerabilityIDPattern = regexp.MustCompile(`^(?i:CVE|TVM)-\d{4}-\d{4,}$`)
 

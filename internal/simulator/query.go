@@ -70,7 +70,7 @@ var canonicalProperty = map[string]string{
 }
 
 type token struct {
-	kind string // "ident", "string", "literal", "(", ")"
+	kind string // "ident", "string", "literal", "(", ")", ","
 	text string
 }
 
@@ -82,7 +82,7 @@ func tokenizeFilter(s string) ([]token, error) {
 		switch {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
 			i++
-		case c == '(' || c == ')':
+		case c == '(' || c == ')' || c == ',':
 			toks = append(toks, token{kind: string(c), text: string(c)})
 			i++
 		case c == '\'':
@@ -110,7 +110,7 @@ func tokenizeFilter(s string) ([]token, error) {
 			i = j
 		default:
 			j := i
-			for j < len(s) && s[j] != ' ' && s[j] != '\t' && s[j] != '(' && s[j] != ')' && s[j] != '\'' {
+			for j < len(s) && !strings.ContainsRune(" \t\r\n(),'", rune(s[j])) {
 				j++
 			}
 			word := s[i:j]
@@ -137,7 +137,8 @@ type filterParser struct {
 }
 
 // parseFilter compiles an OData $filter over the entity's filterable properties:
-// comparisons (eq ne gt ge lt le) joined by and/or/not and parentheses. Date
+// comparisons (eq ne gt ge lt le, and in with a list of strings) joined by
+// and/or/not and parentheses. Date
 // literals are unquoted as OData requires; a quoted date is a type error, as on Graph.
 func parseFilter(kind entityKind, expr string) (predicate, error) {
 	if strings.TrimSpace(expr) == "" {
@@ -249,6 +250,13 @@ func (p *filterParser) parseComparison() (predicate, error) {
 	if op.kind != "ident" {
 		return nil, badRequestf("Invalid filter clause: operator expected after '%s'.", prop.text)
 	}
+	if opName == "in" {
+		if typ != propString || val.kind != "(" {
+			return nil, badRequestf("Invalid filter clause: The operator 'in' on property '%s' needs a parenthesized list of strings.", name)
+		}
+		p.pos-- // the list starts at val
+		return p.parseInList(name)
+	}
 	switch opName {
 	case "eq", "ne", "gt", "ge", "lt", "le":
 	default:
@@ -298,6 +306,36 @@ func (p *filterParser) parseComparison() (predicate, error) {
 		}
 		return match == eq
 	}, nil
+}
+
+// parseInList reads ('a','b',...) after "name in" and matches a record whose
+// property is one of the strings.
+func (p *filterParser) parseInList(name string) (predicate, error) {
+	p.pos++ // (
+	want := map[string]bool{}
+	for {
+		if p.pos >= len(p.toks) || p.toks[p.pos].kind != "string" {
+			return nil, badRequestf("Invalid filter clause: string literal expected in the list of '%s in (...)'.", name)
+		}
+		want[p.toks[p.pos].text] = true
+		p.pos++
+		if p.pos >= len(p.toks) {
+			return nil, badRequestf("Invalid filter clause: ')' expected to close the list of '%s in (...)'.", name)
+		}
+		switch p.toks[p.pos].kind {
+		case ",":
+			p.pos++
+			continue
+		case ")":
+			p.pos++
+			return func(r *record) bool {
+				v, isString := r.prop(name)
+				return isString && want[v]
+			}, nil
+		default:
+			return nil, badRequestf("Invalid filter clause: ',' or ')' expected in the list of '%s in (...)'.", name)
+		}
+	}
 }
 
 func compareOp(op string) func(int) bool {

@@ -54,6 +54,10 @@ type Config struct {
 	SkipNextLinks bool
 	// MDE sizes the Defender for Endpoint vulnerability export and delta data.
 	MDE MDEConfig
+	// GraphLimits, when set, limits the security API's requests per application
+	// and answers 429 with Retry-After beyond them, as Graph does
+	// (GraphSecurityLimits are Graph's documented ones; tests scale them down).
+	GraphLimits []CallLimit
 	// Streaming, when set, also serves the Streaming API's event hub (streaming.go).
 	Streaming *StreamingConfig
 	Now       func() time.Time                 // default time.Now
@@ -89,6 +93,8 @@ type Server struct {
 	streaming *streamer // nil without Config.Streaming
 	tokens    *tokenStore
 	faults    faultList
+	appLimits *callLimits // GraphLimits and MDEConfig.APILimits
+	served    servedLog
 	log       requestLog
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -115,12 +121,13 @@ func Start(cfg Config) (*Server, error) {
 	}
 	ids := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed1d5))
 	s := &Server{
-		cfg:      cfg,
-		tenantID: firstNonEmpty(cfg.TenantID, newGUID(ids)),
-		clientID: firstNonEmpty(cfg.ClientID, newGUID(ids)),
-		store:    newStore(),
-		tokens:   newTokenStore(),
-		stop:     make(chan struct{}),
+		cfg:       cfg,
+		tenantID:  firstNonEmpty(cfg.TenantID, newGUID(ids)),
+		clientID:  firstNonEmpty(cfg.ClientID, newGUID(ids)),
+		store:     newStore(),
+		tokens:    newTokenStore(),
+		appLimits: newCallLimits(),
+		stop:      make(chan struct{}),
 	}
 	s.secret = firstNonEmpty(cfg.ClientSecret, newClientSecret(ids))
 	s.log.limit = maxRecordedRequests

@@ -21,6 +21,8 @@ func spec(t inputkit.Timings) graphinput.Spec {
 		MaxBatch:        1000,
 		Transform:       Transform,
 		Timings:         t,
+		// The properties Microsoft Graph documents as supported by $filter on alerts_v2.
+		Filterable: []string{"assignedTo", "classification", "determination", "createdDateTime", "lastUpdateDateTime", "severity", "serviceSource", "status"},
 	}
 }
 

@@ -286,3 +286,46 @@ func TestWithoutAlertsListsPlainly(t *testing.T) {
 		}
 	}
 }
+
+// TestFilterSelectsIncidentsAtTheAPI: with severities and a filter, only the matching incidents
+// are listed, and so only they are read, with their alerts or one by one after a fallback.
+func TestFilterSelectsIncidentsAtTheAPI(t *testing.T) {
+	for _, fallback := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fallback=%v", fallback), func(t *testing.T) {
+			sim := cursortest.StartSim(t, simulator.Config{Seed: 9, Alerts: 120, Incidents: 30})
+			if fallback {
+				sim.AddFault(simulator.Fault{Path: path, ExactPath: true, Query: "$expand=alerts", Status: 500, Times: -1})
+			}
+			want := map[string]bool{}
+			for _, inc := range sim.Incidents() {
+				if (inc["severity"] == "high" || inc["severity"] == "medium") && inc["status"] != "resolved" {
+					want[fmt.Sprint(inc["id"])] = true
+				}
+			}
+			if len(want) == 0 || len(want) == len(sim.Incidents()) {
+				t.Fatalf("%d of %d incidents match: the test needs some on each side", len(want), len(sim.Incidents()))
+			}
+			h := cursortest.New(t)
+			settings := simSettings(sim, "incidents", map[string]any{"batch_size": 5, "severities": []string{"high", "medium"}, "filter": "status ne 'resolved'"})
+			got := func() map[string]bool {
+				ids := map[string]bool{}
+				for _, ev := range h.Published() {
+					id, _ := ev.Fields.GetValue("record.id")
+					ids[fmt.Sprint(id)] = true
+				}
+				return ids
+			}
+			h.Run(testSpec.Dataset().Plugin, settings, 30*time.Second, func() bool { return len(got()) >= len(want) })
+			for id := range got() {
+				if !want[id] {
+					t.Fatalf("incident %s published, which the filter excludes", id)
+				}
+			}
+			for id := range sim.Served("incidents") {
+				if !want[id] {
+					t.Fatalf("the tenant served incident %s, which the filter excludes", id)
+				}
+			}
+		})
+	}
+}

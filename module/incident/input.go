@@ -26,6 +26,8 @@ func spec(t inputkit.Timings) graphinput.Spec {
 		Reader:          alertsOption,
 		ReaderOptions:   alertsOptions{},
 		Timings:         t,
+		// The properties Microsoft Graph documents as supported by $filter on incidents.
+		Filterable: []string{"assignedTo", "classification", "createdDateTime", "determination", "lastUpdateDateTime", "severity", "status"},
 	}
 }
 
