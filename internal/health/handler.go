@@ -3,6 +3,7 @@ package health
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/elastic/elastic-agent-libs/monitoring"
 
@@ -51,36 +52,48 @@ func Handler(reg *Registry, inputMetrics *monitoring.Registry) http.Handler {
 }
 
 // addMetrics copies, per input, the metrics an operator reads health from: when the last
-// collection succeeded, where the cursor stands and how far behind now it is.
+// collection succeeded, where the cursor stands and how far behind now it is. A cursor input
+// keeps them in the registry of its source ("<id>::tenant-<tenant>"), beside the input's own.
 func addMetrics(inputs []Input, reg *monitoring.Registry) {
 	if reg == nil || len(inputs) == 0 {
 		return
 	}
-	byID := map[string]map[string]any{}
-	for _, v := range monitoring.CollectStructSnapshot(reg, monitoring.Full, false) {
-		m, ok := v.(map[string]any)
-		if !ok {
-			continue
-		}
-		if id, ok := m["id"].(string); ok {
-			byID[id] = m
+	var tables []map[string]any
+	collectTables(monitoring.CollectStructSnapshot(reg, monitoring.Full, false), &tables)
+	for i := range inputs {
+		in := &inputs[i]
+		for _, m := range tables {
+			id, _ := m["id"].(string)
+			if id != in.ID && !strings.HasPrefix(id, in.ID+"::") {
+				continue
+			}
+			if v, ok := m[inputkit.LastSuccessMetric].(string); ok && v != "" {
+				in.LastSuccess = v
+			}
+			if v, ok := m["cursor_timestamp"].(string); ok && v != "" {
+				in.CursorTime = v
+				if f, ok := m["lag_seconds"].(float64); ok {
+					in.LagSeconds = &f
+				}
+			}
+			if n, ok := m["lag_events"].(int64); ok {
+				in.LagEvents = &n
+			}
+			if n, ok := m["partitions_owned"].(int64); ok {
+				in.PartitionsOwn = &n
+			}
 		}
 	}
-	for i := range inputs {
-		m := byID[inputs[i].ID]
-		if m == nil {
-			continue
-		}
-		inputs[i].LastSuccess, _ = m[inputkit.LastSuccessMetric].(string)
-		inputs[i].CursorTime, _ = m["cursor_timestamp"].(string)
-		if f, ok := m["lag_seconds"].(float64); ok && inputs[i].CursorTime != "" {
-			inputs[i].LagSeconds = &f
-		}
-		if n, ok := m["lag_events"].(int64); ok {
-			inputs[i].LagEvents = &n
-		}
-		if n, ok := m["partitions_owned"].(int64); ok {
-			inputs[i].PartitionsOwn = &n
+}
+
+// collectTables finds every metrics table that names an input id, at any depth.
+func collectTables(snapshot map[string]any, into *[]map[string]any) {
+	if _, ok := snapshot["id"].(string); ok {
+		*into = append(*into, snapshot)
+	}
+	for _, v := range snapshot {
+		if m, ok := v.(map[string]any); ok {
+			collectTables(m, into)
 		}
 	}
 }

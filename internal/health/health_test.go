@@ -68,8 +68,10 @@ func TestReasonAndSinceFollowTheState(t *testing.T) {
 func TestEndpointAnswers503OnlyWhenAnInputFailed(t *testing.T) {
 	reg := NewRegistry(logp.NewNopLogger())
 	metrics := monitoring.NewRegistry()
-	inputReg := metrics.GetOrCreateRegistry("alerts")
-	monitoring.NewString(inputReg, "id").Set("alerts")
+	monitoring.NewString(metrics.GetOrCreateRegistry("alerts"), "id").Set("alerts")
+	// A cursor input's own metrics are in its source's registry.
+	inputReg := metrics.GetOrCreateRegistry("alerts::tenant-t1")
+	monitoring.NewString(inputReg, "id").Set("alerts::tenant-t1")
 	monitoring.NewString(inputReg, "input").Set("defender-alert")
 	monitoring.NewString(inputReg, "last_success_time").Set("2026-01-02T03:04:05Z")
 	monitoring.NewString(inputReg, "cursor_timestamp").Set("2026-01-02T03:00:00Z")
