@@ -93,6 +93,7 @@ func (spec Spec) cursorInput() inputkit.CursorInput[Config] {
 		Probe:     spec.probe,
 		Run:       spec.run,
 		Options:   inputkit.OptionsOf(Config{}, spec.ReaderOptions),
+		Cursor:    cursorTools,
 	}
 }
 

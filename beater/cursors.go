@@ -1,0 +1,238 @@
+package beater
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/elastic/beats/v7/libbeat/beat"
+	"github.com/elastic/beats/v7/libbeat/cmd/instance/locks"
+	"github.com/elastic/beats/v7/libbeat/statestore"
+	"github.com/elastic/beats/v7/libbeat/statestore/backend/memlog"
+	conf "github.com/elastic/elastic-agent-libs/config"
+	"github.com/elastic/elastic-agent-libs/paths"
+
+	"github.com/defenderbeat/defenderbeat/config"
+	"github.com/defenderbeat/defenderbeat/internal/inputkit"
+)
+
+// ErrBeatRunning is returned while a beat holds path.data: its registry is in its memory, and
+// what it writes next would undo (or be undone by) a change made beside it.
+var ErrBeatRunning = errors.New("a defenderbeat is running on this path.data; stop it first (a running beat shows its inputs' positions on its HTTP endpoint, /health)")
+
+// Cursors is the registry of a stopped beat, opened the way the beat opens it (libbeat's
+// memlog store), with path.data's lock held so that no beat starts on it meanwhile.
+type Cursors struct {
+	Dir    string // the registry directory
+	lock   *locks.Locker
+	reg    *statestore.Registry
+	store  *statestore.Store
+	inputs []*conf.C // the configured inputs, to say where positions kept elsewhere are
+}
+
+// OpenCursors takes path.data's lock, as the beat does at start, and opens the registry. It
+// refuses while a beat holds the lock. A path.data without a registry gives an empty one
+// without creating anything.
+func OpenCursors(info beat.Info, beatPaths *paths.Path, cfg config.Config) (*Cursors, error) {
+	dir := beatPaths.Resolve(paths.Data, cfg.Registry.Path)
+	c := &Cursors{Dir: dir, inputs: cfg.Inputs}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return c, nil
+	}
+	lock := locks.NewWithRetry(info, beatPaths, 1, 0)
+	if err := lock.Lock(); err != nil {
+		if errors.Is(err, locks.ErrAlreadyLocked) {
+			return nil, fmt.Errorf("%w (lock %s)", ErrBeatRunning, beatPaths.Resolve(paths.Data, info.Beat+".lock"))
+		}
+		return nil, err
+	}
+	backend, err := memlog.New(info.Logger, memlog.Settings{Root: dir, FileMode: cfg.Registry.Permissions})
+	if err == nil {
+		c.reg = statestore.NewRegistry(backend)
+		c.store, err = c.reg.Get(info.Beat)
+	}
+	if err != nil {
+		c.lock = lock
+		c.Close()
+		return nil, fmt.Errorf("opening the registry %s: %w", dir, err)
+	}
+	c.lock = lock
+	return c, nil
+}
+
+// Close writes nothing more and releases path.data.
+func (c *Cursors) Close() {
+	if c.store != nil {
+		_ = c.store.Close()
+	}
+	if c.reg != nil {
+		c.reg.Close()
+	}
+	if c.lock != nil {
+		_ = c.lock.Unlock()
+	}
+}
+
+// CursorEntry is one stored position.
+type CursorEntry struct {
+	Key       string         `json:"key,omitempty"`
+	InputType string         `json:"input_type"`
+	ID        string         `json:"id"`
+	Tenant    string         `json:"tenant,omitempty"`
+	StoredIn  string         `json:"stored_in"` // "registry", or where else the input keeps it
+	Position  map[string]any `json:"position,omitempty"`
+	Summary   string         `json:"summary"`
+	At        *time.Time     `json:"position_time,omitempty"`
+	Moved     *time.Time     `json:"last_moved,omitempty"`
+	Lag       *float64       `json:"lag_seconds,omitempty"`
+}
+
+// List describes every stored position, ordered by input id, and says where the configured
+// inputs that keep theirs elsewhere keep them.
+func (c *Cursors) List(now time.Time) ([]CursorEntry, error) {
+	var out []CursorEntry
+	err := c.each(func(key, typ, id, source string, tools *inputkit.CursorTools, dec statestore.ValueDecoder) error {
+		e := CursorEntry{Key: key, InputType: typ, ID: id, StoredIn: "registry"}
+		p, err := tools.Describe(source, dec)
+		if err != nil {
+			e.Summary = "unreadable: " + err.Error()
+			out = append(out, e)
+			return nil
+		}
+		e.Tenant, e.Position, e.Summary = p.Tenant, p.Fields, p.Summary
+		if !p.At.IsZero() {
+			at, lag := p.At.UTC(), now.Sub(p.At).Seconds()
+			e.At, e.Lag = &at, &lag
+		}
+		if !p.Moved.IsZero() {
+			moved := p.Moved.UTC()
+			e.Moved = &moved
+		}
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, in := range c.inputs {
+		typ, _ := in.String("type", -1)
+		id, _ := in.String("id", -1)
+		ds, ok := datasetOf(typ)
+		if !ok || ds.Cursor == nil || ds.Cursor.Elsewhere == nil || !in.Enabled() {
+			continue
+		}
+		if where, ok := ds.Cursor.Elsewhere(in); ok {
+			out = append(out, CursorEntry{InputType: typ, ID: id, StoredIn: where, Summary: "checkpoints kept in " + where + ", not in path.data"})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b CursorEntry) int {
+		return strings.Compare(a.ID+"\x00"+a.Key, b.ID+"\x00"+b.Key)
+	})
+	return out, nil
+}
+
+// Moved is one position changed by Move.
+type Moved struct {
+	Key, InputType string
+	Before         string // the position before, in words
+	Removed        bool   // the position was forgotten: the input starts as on its first run
+}
+
+// Move applies m to every position stored for input id. Nothing is written unless every one
+// of them accepts the move.
+func (c *Cursors) Move(id string, m inputkit.Move) ([]Moved, error) {
+	type change struct {
+		moved Moved
+		value any
+	}
+	var changes []change
+	err := c.each(func(key, typ, entryID, source string, tools *inputkit.CursorTools, dec statestore.ValueDecoder) error {
+		if entryID != id {
+			return nil
+		}
+		before, err := tools.Describe(source, dec)
+		if err != nil {
+			before.Summary = "unreadable"
+		}
+		value, err := tools.Move(source, dec, m)
+		if err != nil {
+			return fmt.Errorf("%s input %q: %w", typ, id, err)
+		}
+		changes = append(changes, change{Moved{Key: key, InputType: typ, Before: before.Summary, Removed: value == nil}, value})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(changes) == 0 {
+		return nil, c.notFound(id)
+	}
+	moved := make([]Moved, len(changes))
+	for i, ch := range changes {
+		if ch.value == nil {
+			err = c.store.Remove(ch.moved.Key)
+		} else {
+			err = c.store.Set(ch.moved.Key, ch.value)
+		}
+		if err != nil {
+			return moved[:i], fmt.Errorf("writing %s: %w", ch.moved.Key, err)
+		}
+		moved[i] = ch.moved
+	}
+	return moved, nil
+}
+
+func (c *Cursors) notFound(id string) error {
+	for _, in := range c.inputs {
+		if cfgID, _ := in.String("id", -1); cfgID == id {
+			typ, _ := in.String("type", -1)
+			if ds, ok := datasetOf(typ); ok && ds.Cursor != nil && ds.Cursor.Elsewhere != nil {
+				if where, ok := ds.Cursor.Elsewhere(in); ok {
+					return fmt.Errorf("input %q keeps its checkpoints in %s, not in path.data: this command cannot move them", id, where)
+				}
+			}
+			return fmt.Errorf("input %q has no stored position in %s yet: it starts from initial_interval anyway", id, c.Dir)
+		}
+	}
+	return fmt.Errorf("no stored position for input id %q in %s (`defenderbeat cursor list` shows the ids)", id, c.Dir)
+}
+
+// each calls fn for every registry entry of a known input type.
+func (c *Cursors) each(fn func(key, typ, id, source string, tools *inputkit.CursorTools, dec statestore.ValueDecoder) error) error {
+	if c.store == nil {
+		return nil
+	}
+	var keys []string
+	if err := c.store.Each(func(key string, _ statestore.ValueDecoder) (bool, error) {
+		keys = append(keys, key)
+		return true, nil
+	}); err != nil {
+		return err
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		parts := strings.SplitN(key, "::", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		ds, ok := datasetOf(parts[0])
+		if !ok || ds.Cursor == nil {
+			continue
+		}
+		if err := fn(key, parts[0], parts[1], parts[2], ds.Cursor, storedValue{c.store, key}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// storedValue decodes one registry entry.
+type storedValue struct {
+	store *statestore.Store
+	key   string
+}
+
+func (v storedValue) Decode(to any) error { return v.store.Get(v.key, to) }
