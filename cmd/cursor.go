@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -130,7 +131,7 @@ input reads again from TIME (Graph: lastUpdateDateTime, at most 180 days back; v
 the delta's sinceTime, at most 14 days back). --full-export (vulnerability) makes the next run
 collect a full export and keeps the delta's position. Documents read again keep their _id, so
 Elasticsearch does not index them twice. TIME is RFC 3339 (2026-11-20T08:00:00Z), a date
-(2026-11-20, UTC) or a duration back from now (72h).`,
+(2026-11-20, UTC) or a duration back from now (72h, 30d).`,
 		Args: cobra.NoArgs, SilenceUsage: true, SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return moveCursor(cmd.OutOrStdout(), id, to, fullExport)
@@ -195,7 +196,8 @@ func moveCursor(out io.Writer, id, to string, fullExport bool) error {
 	return nil
 }
 
-// parseCursorTime reads RFC 3339, a date (UTC midnight) or a duration back from now.
+// parseCursorTime reads RFC 3339, a date (UTC midnight) or a duration back from now (Go's
+// units, or days: 30d).
 func parseCursorTime(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t.UTC(), nil
@@ -203,8 +205,14 @@ func parseCursorTime(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.DateOnly, s); err == nil {
 		return t, nil
 	}
-	if d, err := time.ParseDuration(strings.TrimPrefix(s, "-")); err == nil && d > 0 {
+	back := strings.TrimPrefix(s, "-")
+	if days, ok := strings.CutSuffix(back, "d"); ok {
+		if n, err := strconv.ParseFloat(days, 64); err == nil && n > 0 {
+			return now.Add(-time.Duration(n * 24 * float64(time.Hour))), nil
+		}
+	}
+	if d, err := time.ParseDuration(back); err == nil && d > 0 {
 		return now.Add(-d), nil
 	}
-	return time.Time{}, fmt.Errorf("--to: %q is neither an RFC 3339 time (2026-11-20T08:00:00Z), a date (2026-11-20) nor a duration back from now (72h)", s)
+	return time.Time{}, fmt.Errorf("--to: %q is neither an RFC 3339 time (2026-11-20T08:00:00Z), a date (2026-11-20) nor a duration back from now (72h, 30d)", s)
 }
