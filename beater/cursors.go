@@ -42,8 +42,10 @@ func OpenCursors(info beat.Info, beatPaths *paths.Path, cfg config.Config) (*Cur
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return c, nil
 	}
-	lock := locks.NewWithRetry(info, beatPaths, 1, 0)
-	if err := lock.Lock(); err != nil {
+	// One try, no waiting: a beat that holds the lock holds it for as long as it runs.
+	c.lock = locks.NewWithRetry(info, beatPaths, 1, 0)
+	if err := c.lock.Lock(); err != nil {
+		c.lock = nil
 		if errors.Is(err, locks.ErrAlreadyLocked) {
 			return nil, fmt.Errorf("%w (lock %s)", ErrBeatRunning, beatPaths.Resolve(paths.Data, info.Beat+".lock"))
 		}
@@ -55,11 +57,9 @@ func OpenCursors(info beat.Info, beatPaths *paths.Path, cfg config.Config) (*Cur
 		c.store, err = c.reg.Get(info.Beat)
 	}
 	if err != nil {
-		c.lock = lock
 		c.Close()
 		return nil, fmt.Errorf("opening the registry %s: %w", dir, err)
 	}
-	c.lock = lock
 	return c, nil
 }
 
