@@ -34,12 +34,11 @@ type Cursors struct {
 }
 
 // OpenCursors takes path.data's lock, as the beat does at start, and opens the registry. It
-// refuses while a beat holds the lock. A path.data without a registry gives an empty one
-// without creating anything.
-func OpenCursors(info beat.Info, beatPaths *paths.Path, cfg config.Config) (*Cursors, error) {
+// refuses while a beat holds the lock. Without a registry, it creates one only to write.
+func OpenCursors(info beat.Info, beatPaths *paths.Path, cfg config.Config, write bool) (*Cursors, error) {
 	dir := beatPaths.Resolve(paths.Data, cfg.Registry.Path)
 	c := &Cursors{Dir: dir, inputs: cfg.Inputs}
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) && !write {
 		return c, nil
 	}
 	// One try, no waiting: a beat that holds the lock holds it for as long as it runs.
@@ -137,17 +136,20 @@ func (c *Cursors) List(now time.Time) ([]CursorEntry, error) {
 // Moved is one position changed by Move.
 type Moved struct {
 	Key, InputType string
-	Before         string // the position before, in words
+	Before         string // the position before, in words; "" when nothing was stored
 	Removed        bool   // the position was forgotten: the input starts as on its first run
 }
 
-// Move applies m to every position stored for input id. Nothing is written unless every one
-// of them accepts the move.
+// change is a Move's write: value replaces the entry, nil removes it.
+type change struct {
+	moved Moved
+	value any
+}
+
+// Move applies m to every position stored for input id, or, for a configured input that has
+// stored nothing yet, places its first cursor (`cursor set` before the first run, when moving
+// from the integration). Nothing is written unless every position accepts the move.
 func (c *Cursors) Move(id string, m inputkit.Move) ([]Moved, error) {
-	type change struct {
-		moved Moved
-		value any
-	}
 	var changes []change
 	err := c.each(func(key, typ, entryID, source string, tools *inputkit.CursorTools, dec statestore.ValueDecoder) error {
 		if entryID != id {
@@ -155,7 +157,7 @@ func (c *Cursors) Move(id string, m inputkit.Move) ([]Moved, error) {
 		}
 		before, err := tools.Describe(source, dec)
 		if err != nil {
-			before.Summary = "unreadable"
+			before.Summary = "an unreadable position"
 		}
 		value, err := tools.Move(source, dec, m)
 		if err != nil {
@@ -168,36 +170,70 @@ func (c *Cursors) Move(id string, m inputkit.Move) ([]Moved, error) {
 		return nil, err
 	}
 	if len(changes) == 0 {
-		return nil, c.notFound(id)
+		first, err := c.firstCursor(id, m)
+		if err != nil {
+			return nil, err
+		}
+		changes = append(changes, first)
 	}
-	moved := make([]Moved, len(changes))
-	for i, ch := range changes {
-		if ch.value == nil {
-			err = c.store.Remove(ch.moved.Key)
-		} else {
+	moved := make([]Moved, 0, len(changes))
+	for _, ch := range changes {
+		switch {
+		case ch.value != nil:
 			err = c.store.Set(ch.moved.Key, ch.value)
+		case ch.moved.Before != "":
+			err = c.store.Remove(ch.moved.Key)
 		}
 		if err != nil {
-			return moved[:i], fmt.Errorf("writing %s: %w", ch.moved.Key, err)
+			return moved, fmt.Errorf("writing %s: %w", ch.moved.Key, err)
 		}
-		moved[i] = ch.moved
+		moved = append(moved, ch.moved)
 	}
 	return moved, nil
 }
 
-func (c *Cursors) notFound(id string) error {
-	for _, in := range c.inputs {
-		if cfgID, _ := in.String("id", -1); cfgID == id {
-			typ, _ := in.String("type", -1)
-			if ds, ok := datasetOf(typ); ok && ds.Cursor != nil && ds.Cursor.Elsewhere != nil {
-				if where, ok := ds.Cursor.Elsewhere(in); ok {
-					return fmt.Errorf("input %q keeps its checkpoints in %s, not in path.data: this command cannot move them", id, where)
-				}
-			}
-			return fmt.Errorf("input %q has no stored position in %s yet: it starts from initial_interval anyway", id, c.Dir)
+// firstCursor is the move of a configured input that has stored nothing yet: a cursor set
+// places its first cursor; a reset has nothing to forget.
+func (c *Cursors) firstCursor(id string, m inputkit.Move) (change, error) {
+	in, ds, err := c.configured(id)
+	if err != nil {
+		return change{}, err
+	}
+	if ds.Cursor.Elsewhere != nil {
+		if where, ok := ds.Cursor.Elsewhere(in); ok {
+			return change{}, fmt.Errorf("input %q keeps its checkpoints in %s, not in path.data: this command cannot move them", id, where)
 		}
 	}
-	return fmt.Errorf("no stored position for input id %q in %s (`defenderbeat cursor list` shows the ids)", id, c.Dir)
+	if ds.Cursor.Source == nil {
+		if !m.To.IsZero() || m.FullExport {
+			_, err := ds.Cursor.Move("", nil, m) // the input type's own refusal
+			return change{}, fmt.Errorf("%s input %q: %w", ds.InputType, id, err)
+		}
+		return change{moved: Moved{InputType: ds.InputType, Key: ds.InputType + "::" + id, Removed: true}}, nil
+	}
+	source, err := ds.Cursor.Source(in)
+	if err != nil {
+		return change{}, err
+	}
+	value, err := ds.Cursor.Move(source, nil, m)
+	if err != nil {
+		return change{}, fmt.Errorf("%s input %q: %w", ds.InputType, id, err)
+	}
+	return change{Moved{InputType: ds.InputType, Key: ds.InputType + "::" + id + "::" + source, Removed: value == nil}, value}, nil
+}
+
+// configured finds the enabled input of this id in the configuration.
+func (c *Cursors) configured(id string) (*conf.C, inputkit.Dataset, error) {
+	for _, in := range c.inputs {
+		if cfgID, _ := in.String("id", -1); cfgID != id || !in.Enabled() {
+			continue
+		}
+		typ, _ := in.String("type", -1)
+		if ds, ok := datasetOf(typ); ok && ds.Cursor != nil {
+			return in, ds, nil
+		}
+	}
+	return nil, inputkit.Dataset{}, fmt.Errorf("no stored position for input id %q in %s, and no enabled input of that id in the configuration (`defenderbeat cursor list` shows the ids)", id, c.Dir)
 }
 
 // each calls fn for every registry entry of a known input type.

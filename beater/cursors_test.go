@@ -3,6 +3,7 @@ package beater
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -27,12 +28,12 @@ func cursorsOn(t *testing.T, h *cursortest.Harness, inputs ...*conf.C) (*Cursors
 	info := beat.Info{Beat: "defenderbeat", Logger: logp.NewNopLogger()}
 	cfg := config.Default()
 	cfg.Registry.Path, cfg.Inputs = h.Dir, inputs
-	return OpenCursors(info, dataPaths(h), cfg)
+	return OpenCursors(info, dataPaths(h), cfg, true)
 }
 
 func dataPaths(h *cursortest.Harness) *paths.Path {
 	p := paths.New()
-	p.Home, p.Data = h.Dir, h.Dir
+	p.Home, p.Data = filepath.Dir(h.Dir), filepath.Dir(h.Dir)
 	return p
 }
 
@@ -170,4 +171,46 @@ func TestForgottenCursorStartsAsOnAFirstRun(t *testing.T) {
 	}
 	again := h.Restart()
 	again.Run(alert.Dataset.Plugin, settings, 30*time.Second, func() bool { return again.Count() >= 30 })
+}
+
+// TestCursorSetBeforeTheFirstRun places the first cursor of an input that never ran (moving
+// from the integration): its first run reads from there, not from initial_interval.
+func TestCursorSetBeforeTheFirstRun(t *testing.T) {
+	sim := cursortest.StartSim(t, simulator.Config{Seed: 64, Alerts: 60, Incidents: 6})
+	settings := cursortest.SimSettings(sim, "migrated", map[string]any{"interval": "100ms", "initial_interval": "72h"})
+	h := cursortest.New(t)
+	h.Dir = filepath.Join(h.Dir, "registry") // not there yet
+	input := conf.MustNewConfigFrom(settings)
+	if err := input.SetString("type", -1, alert.Dataset.InputType); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := cursorsOn(t, h, input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved, err := c.Move("migrated", inputkit.Move{Now: time.Now()}); err != nil || len(moved) != 1 || moved[0].Before != "" || !moved[0].Removed {
+		t.Fatalf("a reset of an input that stored nothing: %+v, %v", moved, err)
+	}
+	to := time.Now().Add(-12 * time.Hour).UTC()
+	moved, err := c.Move("migrated", inputkit.Move{To: to, Now: time.Now()})
+	c.Close()
+	if err != nil || len(moved) != 1 || moved[0].Key != "defender-alert::migrated::tenant-"+sim.TenantID() {
+		t.Fatalf("moved %+v, %v", moved, err)
+	}
+
+	want := 0
+	for _, a := range sim.Alerts() {
+		if ts, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(a["lastUpdateDateTime"])); !ts.Before(to) {
+			want++
+		}
+	}
+	if want == 0 || want == 60 {
+		t.Fatalf("%d of 60 alerts after %s: the test proves nothing", want, to)
+	}
+	h.Run(alert.Dataset.Plugin, settings, 30*time.Second, func() bool { return h.Count() >= want })
+	time.Sleep(300 * time.Millisecond) // a few more polls: nothing older may follow
+	if got := len(publishedAlerts(h.Published())); got != want {
+		t.Fatalf("the first run read %d alerts, want the %d updated since %s", got, want, to)
+	}
 }

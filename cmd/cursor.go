@@ -29,7 +29,7 @@ func genCursorCmd() *cobra.Command {
 
 // openCursors loads the configuration like the beat (-c, -E, --path.data) and opens its
 // registry, refusing while a beat runs on it.
-func openCursors() (*beater.Cursors, error) {
+func openCursors(write bool) (*beater.Cursors, error) {
 	b, err := instance.NewInitializedBeat(Settings())
 	if err != nil {
 		return nil, &exitError{1, fmt.Errorf("loading the configuration: %w", err)}
@@ -42,7 +42,7 @@ func openCursors() (*beater.Cursors, error) {
 	if err != nil {
 		return nil, &exitError{1, err}
 	}
-	c, err := beater.OpenCursors(b.Info, b.Paths, cfg)
+	c, err := beater.OpenCursors(b.Info, b.Paths, cfg, write)
 	if err != nil {
 		return nil, &exitError{1, err}
 	}
@@ -56,7 +56,7 @@ func genCursorListCmd() *cobra.Command {
 		Short: "List every stored position: input, tenant, where it stands, when it last moved, its lag",
 		Args:  cobra.NoArgs, SilenceUsage: true, SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := openCursors()
+			c, err := openCursors(false)
 			if err != nil {
 				return err
 			}
@@ -174,7 +174,7 @@ func moveCursor(out io.Writer, id, to string, fullExport bool) error {
 		}
 		m.To = t
 	}
-	c, err := openCursors()
+	c, err := openCursors(true)
 	if err != nil {
 		return err
 	}
@@ -182,6 +182,10 @@ func moveCursor(out io.Writer, id, to string, fullExport bool) error {
 	moved, err := c.Move(id, m)
 	for _, mv := range moved {
 		switch {
+		case mv.Before == "" && mv.Removed:
+			fmt.Fprintf(out, "%s %s: nothing stored yet; the first start reads as on a first run.\n", mv.InputType, mv.Key)
+		case mv.Before == "":
+			fmt.Fprintf(out, "%s %s: nothing stored yet; the first start reads from %s.\n", mv.InputType, mv.Key, m.To.Format(time.RFC3339))
 		case mv.Removed:
 			fmt.Fprintf(out, "%s %s: forgot %s; the next start reads as on a first run.\n", mv.InputType, mv.Key, mv.Before)
 		case fullExport && m.To.IsZero():

@@ -41,8 +41,12 @@ var (
 type CursorTools struct {
 	// Describe reads one entry; source is the key after "<input type>::<id>::".
 	Describe func(source string, dec statestore.ValueDecoder) (Position, error)
-	// Move returns the value that replaces the entry, or nil to remove it.
+	// Move returns the value that replaces the entry, or nil to remove it. A nil dec stands
+	// for an input that has stored nothing yet: the value returned, if any, creates the entry.
 	Move func(source string, dec statestore.ValueDecoder, m Move) (any, error)
+	// Source names the entry a configured input would store (the part after
+	// "<input type>::<id>::"), so that `cursor set` can place a cursor before the first run.
+	Source func(cfg *conf.C) (string, error)
 	// Elsewhere, when the input keeps its positions outside the registry for a configuration,
 	// says where (the cursor commands can neither read nor move them).
 	Elsewhere func(cfg *conf.C) (where string, ok bool)
@@ -58,11 +62,14 @@ type registryState struct {
 
 // CursorOf describes the stored cursor type T of a CursorInput: describe renders one cursor,
 // move returns the cursor that replaces it (nil to forget it, so the input starts as on its
-// first run, from initial_interval).
+// first run, from initial_interval). move gets the zero T for an input that stored nothing.
 func CursorOf[T any](describe func(T) Position, move func(T, Move) (*T, error)) *CursorTools {
 	read := func(dec statestore.ValueDecoder) (registryState, T, error) {
-		var st registryState
+		st := registryState{TTL: cursorLifetime}
 		var cur T
+		if dec == nil {
+			return st, cur, nil
+		}
 		if err := dec.Decode(&st); err != nil {
 			return st, cur, err
 		}

@@ -82,7 +82,19 @@ func (k CursorInput[C]) Dataset(name string, fn transform.Func) Dataset {
 	if options == nil {
 		options = OptionsOf(*new(C))
 	}
-	return Dataset{Name: name, InputType: k.Type, Plugin: k.Plugin, Check: k.Check, Probe: k.ProbeConfig, Transform: fn, Options: options, Cursor: k.Cursor}
+	var tools *CursorTools
+	if k.Cursor != nil {
+		t := *k.Cursor
+		t.Source = func(cfg *conf.C) (string, error) {
+			c, err := k.Configure(cfg)
+			if err != nil {
+				return "", err
+			}
+			return tenantSource(k.Tenant(c)).Name(), nil
+		}
+		tools = &t
+	}
+	return Dataset{Name: name, InputType: k.Type, Plugin: k.Plugin, Check: k.Check, Probe: k.ProbeConfig, Transform: fn, Options: options, Cursor: tools}
 }
 
 // Plugin registers the input with filebeat's cursor input manager.
