@@ -80,7 +80,7 @@ func addMetrics(inputs []Input, reg *monitoring.Registry) {
 				in.LagEvents = &n
 			}
 			if n, ok := m["partitions_owned"].(int64); ok {
-				in.PartitionsOwn = &n
+				in.PartitionsOwned = &n
 			}
 		}
 	}

@@ -89,11 +89,11 @@ type Input struct {
 	Reason string    `json:"reason,omitempty"`
 	Since  time.Time `json:"since"`
 	// Filled from the input's metrics when served.
-	LastSuccess   string   `json:"last_success,omitempty"`
-	CursorTime    string   `json:"cursor,omitempty"`
-	LagSeconds    *float64 `json:"lag_seconds,omitempty"`
-	LagEvents     *int64   `json:"lag_events,omitempty"`
-	PartitionsOwn *int64   `json:"partitions_owned,omitempty"`
+	LastSuccess     string   `json:"last_success,omitempty"`
+	CursorTime      string   `json:"cursor,omitempty"`
+	LagSeconds      *float64 `json:"lag_seconds,omitempty"`
+	LagEvents       *int64   `json:"lag_events,omitempty"`
+	PartitionsOwned *int64   `json:"partitions_owned,omitempty"`
 }
 
 // Register adds an input, STARTING until it reports. A second input under the same id
