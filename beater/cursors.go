@@ -89,8 +89,8 @@ type CursorEntry struct {
 	Lag       *float64       `json:"lag_seconds,omitempty"`
 }
 
-// List describes every stored position, ordered by input id, and says where the configured
-// inputs that keep theirs elsewhere keep them.
+// List describes every stored position, ordered by input id, and, for the configured inputs
+// that have none in the registry, where they keep theirs or that they have none yet.
 func (c *Cursors) List(now time.Time) ([]CursorEntry, error) {
 	var out []CursorEntry
 	err := c.each(func(key, typ, id, source string, tools *inputkit.CursorTools, dec statestore.ValueDecoder) error {
@@ -116,16 +116,24 @@ func (c *Cursors) List(now time.Time) ([]CursorEntry, error) {
 	if err != nil {
 		return nil, err
 	}
+	stored := map[string]bool{}
+	for _, e := range out {
+		stored[e.ID] = true
+	}
 	for _, in := range c.inputs {
 		typ, _ := in.String("type", -1)
 		id, _ := in.String("id", -1)
 		ds, ok := datasetOf(typ)
-		if !ok || ds.Cursor == nil || ds.Cursor.Elsewhere == nil || !in.Enabled() {
+		if !ok || ds.Cursor == nil || !in.Enabled() || stored[id] {
 			continue
 		}
-		if where, ok := ds.Cursor.Elsewhere(in); ok {
-			out = append(out, CursorEntry{InputType: typ, ID: id, StoredIn: where, Summary: "checkpoints kept in " + where + ", not in path.data"})
+		if ds.Cursor.Elsewhere != nil {
+			if where, ok := ds.Cursor.Elsewhere(in); ok {
+				out = append(out, CursorEntry{InputType: typ, ID: id, StoredIn: where, Summary: "checkpoints kept in " + where + ", not in path.data"})
+				continue
+			}
 		}
+		out = append(out, CursorEntry{InputType: typ, ID: id, StoredIn: "registry", Summary: "nothing stored yet: the first run reads as configured (initial_interval)"})
 	}
 	slices.SortStableFunc(out, func(a, b CursorEntry) int {
 		return strings.Compare(a.ID+"\x00"+a.Key, b.ID+"\x00"+b.Key)

@@ -189,6 +189,9 @@ func TestCursorSetBeforeTheFirstRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if entries, err := c.List(time.Now()); err != nil || len(entries) != 1 || entries[0].ID != "migrated" || !strings.HasPrefix(entries[0].Summary, "nothing stored yet") {
+		t.Fatalf("list before the first run: %+v, %v", entries, err)
+	}
 	if moved, err := c.Move("migrated", inputkit.Move{Now: time.Now()}); err != nil || len(moved) != 1 || moved[0].Before != "" || !moved[0].Removed {
 		t.Fatalf("a reset of an input that stored nothing: %+v, %v", moved, err)
 	}
