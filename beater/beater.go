@@ -22,13 +22,15 @@ import (
 	"github.com/elastic/go-concert/unison"
 
 	"github.com/defenderbeat/defenderbeat/config"
+	"github.com/defenderbeat/defenderbeat/internal/health"
 )
 
 type defenderbeat struct {
-	cfg  config.Config
-	log  *logp.Logger
-	done chan struct{}
-	stop sync.Once
+	cfg    config.Config
+	log    *logp.Logger
+	health *health.Registry
+	done   chan struct{}
+	stop   sync.Once
 }
 
 // New validates the whole configuration (so `defenderbeat test config` and start-up report every
@@ -48,12 +50,16 @@ func New(b *beat.Beat, raw *conf.C) (beat.Beater, error) {
 			return nil, fmt.Errorf("no inputs configured: add at least one enabled entry under defenderbeat.inputs (types: %v), or try `defenderbeat simulate`", InputTypes())
 		}
 	}
+	inputHealth := health.NewRegistry(b.Info.Logger.Named("input"))
 	if b.API != nil {
 		if err := inputmon.AttachHandler(b.API.Router(), b.Monitoring.InputsRegistry()); err != nil {
 			return nil, fmt.Errorf("attaching the /inputs/ monitoring endpoint: %w", err)
 		}
+		if err := b.API.AttachHandler(health.Path, health.Handler(inputHealth, b.Monitoring.InputsRegistry())); err != nil {
+			return nil, fmt.Errorf("attaching the %s endpoint: %w", health.Path, err)
+		}
 	}
-	return &defenderbeat{cfg: cfg, log: log, done: make(chan struct{})}, nil
+	return &defenderbeat{cfg: cfg, log: log, health: inputHealth, done: make(chan struct{})}, nil
 }
 
 func plugins(log *logp.Logger, store *stateStore) []v2.Plugin {
@@ -86,7 +92,7 @@ func (db *defenderbeat) Run(b *beat.Beat) error {
 		return fmt.Errorf("initialising inputs: %w", err)
 	}
 
-	factory := withInputDefaults{next: channel.RunnerFactoryWithCommonInputSettings(b.Info,
+	factory := withInputDefaults{health: db.health, next: channel.RunnerFactoryWithCommonInputSettings(b.Info,
 		compat.RunnerFactory(inputLog, b.Info, b.Monitoring.InputsRegistry(), loader))}
 	inputs := cfgfile.NewRunnerList(management.DebugK, factory, pipeline, db.log)
 	defer inputs.Stop()

@@ -11,6 +11,7 @@ import (
 	conf "github.com/elastic/elastic-agent-libs/config"
 	"github.com/elastic/elastic-agent-libs/logp"
 
+	"github.com/defenderbeat/defenderbeat/internal/health"
 	"github.com/defenderbeat/defenderbeat/internal/inputkit"
 	"github.com/defenderbeat/defenderbeat/internal/transform"
 	"github.com/defenderbeat/defenderbeat/module/alert"
@@ -125,14 +126,22 @@ const NoIngestPipeline = "_none"
 // per dataset, the publishing settings libbeat reads from an input's config (tags, index, ingest
 // pipeline, host metadata), so documents land where the reference integration's land and carry
 // its default tags.
-type withInputDefaults struct{ next cfgfile.RunnerFactory }
+// Every runner it creates reports its input's status to the health registry.
+type withInputDefaults struct {
+	next   cfgfile.RunnerFactory
+	health *health.Registry
+}
 
 func (f withInputDefaults) Create(p beat.PipelineConnector, cfg *conf.C) (cfgfile.Runner, error) {
 	cfg, err := prepareInput(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return f.next.Create(p, cfg)
+	runner, err := f.next.Create(p, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return withHealth(f.health, runner, cfg), nil
 }
 
 func (f withInputDefaults) CheckConfig(cfg *conf.C) error {

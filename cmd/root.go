@@ -51,6 +51,7 @@ func newRootCmd() *libcmd.BeatsRootCmd {
 	adoptExportCmd(root.ExportCmd, Settings())
 	root.AddCommand(genTransformCmd())
 	root.AddCommand(genSimulateCmd())
+	root.AddCommand(genCursorCmd())
 	root.TestCmd.AddCommand(genTestCredentialsCmd())
 	return root
 }

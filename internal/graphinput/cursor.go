@@ -1,8 +1,11 @@
 package graphinput
 
 import (
+	"fmt"
 	"slices"
 	"time"
+
+	"github.com/defenderbeat/defenderbeat/internal/inputkit"
 )
 
 // graphTimeLayout is Graph's own rendering (7 fractional digits): filtering with the exact value a
@@ -78,4 +81,39 @@ func (p *position) advance(id string, raw string, ts time.Time) {
 // instant given up on.
 func (p position) movedFrom(before position) bool {
 	return p.raw != before.raw || len(p.ids) != len(before.ids) || p.exhausted != before.exhausted
+}
+
+// Retention is how far back Graph serves alerts and incidents: Microsoft Defender XDR keeps
+// them for 180 days by default. A cursor moved further back would ask for what is gone.
+const Retention = 180 * 24 * time.Hour
+
+// cursorTools let `defenderbeat cursor` show and move a Graph cursor. Moving it to a time makes
+// the input read every record updated since then again; their documents keep their _id.
+var cursorTools = inputkit.CursorOf(describeCursor, moveCursor)
+
+func describeCursor(c Cursor) inputkit.Position {
+	p := inputkit.Position{
+		Fields:  map[string]any{"last_update": c.LastUpdate, "ids_at_last_update": c.IDs, "exhausted": c.Exhausted},
+		Summary: fmt.Sprintf("lastUpdateDateTime %s, %d id(s) at it", c.LastUpdate, len(c.IDs)),
+	}
+	if c.Exhausted {
+		p.Summary = fmt.Sprintf("lastUpdateDateTime %s, the rest of that instant given up on", c.LastUpdate)
+	}
+	if pos, ok := positionOf(c); ok {
+		p.At = pos.ts
+	}
+	return p
+}
+
+func moveCursor(_ Cursor, m inputkit.Move) (*Cursor, error) {
+	switch {
+	case m.FullExport:
+		return nil, inputkit.ErrNoFullExport
+	case m.To.IsZero():
+		return nil, nil
+	}
+	if err := inputkit.CheckRetention(m.To, m.Now, Retention, "Microsoft Defender XDR's 180-day retention of alerts and incidents"); err != nil {
+		return nil, err
+	}
+	return &Cursor{LastUpdate: m.To.UTC().Format(graphTimeLayout)}, nil
 }

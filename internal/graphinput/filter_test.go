@@ -170,6 +170,37 @@ func TestChangedFilterReadsBack(t *testing.T) {
 	}
 }
 
+// A filter added to an input that read everything narrows what comes next and reads nothing
+// again: the cursor already stands after every record the filter admits.
+func TestFilterAddedToAnUnfilteredCursorReadsNothingAgain(t *testing.T) {
+	sim := startSim(t, simulator.Config{Seed: 24, Alerts: 60, Incidents: 3})
+	all := alertsMatching(sim, func(map[string]any) bool { return true })
+	h := cursortest.New(t)
+	h.Run(filteringAlertSpec().Dataset().Plugin, simSettings(sim, "narrowing", nil), 20*time.Second,
+		func() bool { return h.Count() >= len(all) })
+	servedBefore := sim.Served("alerts_v2")
+	polls := func() int {
+		n := 0
+		for _, r := range sim.Requests() {
+			if strings.HasSuffix(r.Path, "/alerts_v2") {
+				n++
+			}
+		}
+		return n
+	}
+	pollsBefore := polls()
+
+	h2 := h.Restart()
+	h2.Run(filteringAlertSpec().Dataset().Plugin, simSettings(sim, "narrowing", map[string]any{"severities": []string{"high"}}), 20*time.Second,
+		func() bool { return polls() > pollsBefore+1 })
+	if n := h2.Count(); n != 0 {
+		t.Fatalf("%d documents read again after a filter was added", n)
+	}
+	if after := sim.Served("alerts_v2"); !maps.Equal(after, servedBefore) {
+		t.Fatal("records were requested again after a filter was added")
+	}
+}
+
 func setOf(ids []string) map[string]bool {
 	out := make(map[string]bool, len(ids))
 	for _, id := range ids {

@@ -96,6 +96,7 @@ func (spec Spec) cursorInput() inputkit.CursorInput[Config] {
 		Probe:     spec.probe,
 		Run:       spec.run,
 		Options:   inputkit.OptionsOf(Config{}, spec.ReaderOptions),
+		Cursor:    cursorTools,
 	}
 }
 
@@ -134,8 +135,11 @@ func (spec Spec) run(ctx v2.Context, cfg Config, cur cursor.Cursor, pub cursor.P
 	p := &poller{spec: spec, cfg: cfg, client: client, pub: pub, log: log, metrics: metrics, gaps: newGapMetrics(ctx.MetricsRegistry), ctx: ctx}
 	pos, resumed := positionOf(stored)
 	switch {
-	case resumed && pos.filter != cfg.filter:
-		// Records the new filter admits and the old one did not may lie before the cursor. Read
+	case resumed && pos.filter != "" && pos.filter != cfg.filter:
+		// A cursor stored without a filter (or moved by `defenderbeat cursor`) stands after
+		// every record up to it, which covers whatever a new filter admits. One stored with a
+		// filter does not: records the new filter admits and the old one did not may lie
+		// before the cursor. Read
 		// again, with the new filter, from the earlier of the cursor and initial_interval ago:
 		// what was already published keeps its _id and is not indexed twice.
 		p.firstFrom = time.Now().Add(-cfg.InitialInterval)

@@ -31,6 +31,8 @@ type Dataset struct {
 	// Options are the options the input reads itself; Validate adds those libbeat reads from
 	// every input. Any other key in an input's configuration is reported as unknown.
 	Options OptionSet
+	// Cursor lets `defenderbeat cursor` read and move what the input keeps in the registry.
+	Cursor *CursorTools
 }
 
 // Validate reports every problem of an input's configuration at once: the options it does
@@ -65,6 +67,8 @@ type CursorInput[C any] struct {
 	Run func(ctx v2.Context, cfg C, cur cursor.Cursor, pub cursor.Publisher) error
 	// Options are the options Configure reads; nil means the `config` tags of C.
 	Options OptionSet
+	// Cursor describes the stored cursor to `defenderbeat cursor` (CursorOf).
+	Cursor *CursorTools
 }
 
 // cursorLifetime keeps an input's cursor for 30 days after it was last used: an API cursor
@@ -78,7 +82,19 @@ func (k CursorInput[C]) Dataset(name string, fn transform.Func) Dataset {
 	if options == nil {
 		options = OptionsOf(*new(C))
 	}
-	return Dataset{Name: name, InputType: k.Type, Plugin: k.Plugin, Check: k.Check, Probe: k.ProbeConfig, Transform: fn, Options: options}
+	var tools *CursorTools
+	if k.Cursor != nil {
+		t := *k.Cursor
+		t.Source = func(cfg *conf.C) (string, error) {
+			c, err := k.Configure(cfg)
+			if err != nil {
+				return "", err
+			}
+			return tenantSource(k.Tenant(c)).Name(), nil
+		}
+		tools = &t
+	}
+	return Dataset{Name: name, InputType: k.Type, Plugin: k.Plugin, Check: k.Check, Probe: k.ProbeConfig, Transform: fn, Options: options, Cursor: tools}
 }
 
 // Plugin registers the input with filebeat's cursor input manager.

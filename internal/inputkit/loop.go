@@ -12,6 +12,7 @@ import (
 	v2 "github.com/elastic/beats/v7/filebeat/input/v2"
 	"github.com/elastic/beats/v7/libbeat/management/status"
 	"github.com/elastic/elastic-agent-libs/logp"
+	"github.com/elastic/elastic-agent-libs/monitoring"
 	"github.com/elastic/go-concert/ctxtool"
 	"github.com/elastic/go-concert/timed"
 
@@ -85,6 +86,7 @@ type Collect func(ctx context.Context) (progressed bool, err error)
 // cursor stays where the output's ACKs left it, and the next collection starts from there.
 func Loop(ctx v2.Context, interval time.Duration, t Timings, f Failure, collect Collect) error {
 	run := ctxtool.FromCanceller(ctx.Cancelation)
+	lastSuccess := monitoring.NewString(metricsOf(ctx), LastSuccessMetric)
 	ctx.UpdateStatus(status.Running, "")
 	failures := 0 // failed collections in a row without progress
 	for {
@@ -103,11 +105,23 @@ func Loop(ctx v2.Context, interval time.Duration, t Timings, f Failure, collect 
 			f.report(ctx, err, wait, why)
 		default:
 			failures = 0
+			lastSuccess.Set(time.Now().UTC().Format(time.RFC3339))
 		}
 		if err := timed.Wait(ctx.Cancelation, wait); err != nil {
 			return nil
 		}
 	}
+}
+
+// LastSuccessMetric names the input metric holding when the last collection ended without
+// error (RFC 3339), which the health endpoint shows beside the status.
+const LastSuccessMetric = "last_success_time"
+
+func metricsOf(ctx v2.Context) *monitoring.Registry {
+	if ctx.MetricsRegistry != nil {
+		return ctx.MetricsRegistry
+	}
+	return monitoring.NewRegistry()
 }
 
 // retryWait is how long to wait after the n-th failed collection in a row, and why, when the

@@ -74,6 +74,7 @@ var Dataset = inputkit.Dataset{
 	Probe:     Probe,
 	Transform: Transform,
 	Options:   inputkit.OptionsOf(Config{}),
+	Cursor:    cursorTools,
 }
 
 func plugin(log *logp.Logger, store statestore.States, tune tuning) v2.Plugin {
