@@ -481,6 +481,9 @@ func listFolders(ctx context.Context, cc *container.Client, prefix string) ([]st
 		if err != nil {
 			return nil, err
 		}
+		if page.Segment == nil {
+			continue
+		}
 		for _, p := range page.Segment.BlobPrefixes {
 			if p.Name != nil {
 				out = append(out, *p.Name)
@@ -497,6 +500,9 @@ func listHour(ctx context.Context, cc *container.Client, prefix string, sizes ma
 		page, err := pager.NextPage(ctx)
 		if err != nil {
 			return err
+		}
+		if page.Segment == nil {
+			continue
 		}
 		for _, b := range page.Segment.BlobItems {
 			if b.Name == nil || b.Properties == nil || b.Properties.ContentLength == nil {
