@@ -88,3 +88,5 @@ func TestStorageConfigDefaultsAndCloud(t *testing.T) {
 		t.Fatalf("account %q", c.account())
 	}
 }
+
+func confFrom(m map[string]any) *conf.C { return conf.MustNewConfigFrom(m) }

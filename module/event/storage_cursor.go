@@ -42,6 +42,8 @@ type storageState struct {
 type tableState struct {
 	low   time.Time // zero until the container's start is known
 	blobs map[string]*blobState
+	// listed is what the current poll saw of the hours from low on, oldest first.
+	listed []listedHour
 }
 
 type blobState struct {

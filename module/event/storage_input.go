@@ -235,14 +235,16 @@ func (r *storageRun) poll(ctx context.Context) (progressed bool, err error) {
 	}
 	r.metrics.containers.Set(uint64(len(containers)))
 	var reads []blobRead
-	listed := map[string][]listedHour{}
 	for _, name := range containers {
 		rs, hours, err := r.plan(ctx, name, now)
 		if err != nil {
 			return false, fmt.Errorf("container %s: %w", name, err)
 		}
 		reads = append(reads, rs...)
-		listed[name] = hours
+		ts := r.st.table(name)
+		r.st.mu.Lock()
+		ts.listed = hours
+		r.st.mu.Unlock()
 	}
 	r.fresh = false
 
@@ -250,9 +252,11 @@ func (r *storageRun) poll(ctx context.Context) (progressed bool, err error) {
 	if err != nil {
 		return published > 0, err
 	}
-	for name, hours := range listed {
-		r.advance(name, hours, now)
+	r.st.mu.Lock()
+	for _, ts := range r.st.tables {
+		r.advance(ts, now)
 	}
+	r.st.mu.Unlock()
 	return published > 0, nil
 }
 
@@ -653,6 +657,7 @@ func (r *storageRun) publish(ts *tableState, name string, docs []beat.Event, end
 		inputkit.Decorate(&doc, dataset, r.cfg.Namespace)
 		var update any
 		if withCursor && i == len(docs)-1 {
+			r.advance(ts, r.tune.now().UTC())
 			update = r.st.cursor()
 		}
 		if err := r.pub.Publish(doc, update); err != nil {
@@ -663,15 +668,12 @@ func (r *storageRun) publish(ts *tableState, name string, docs []beat.Event, end
 }
 
 // advance moves a container's low-water hour past every closed hour whose listed blobs were
-// all read to their end, forgetting those blobs.
-func (r *storageRun) advance(name string, hours []listedHour, now time.Time) {
-	r.st.mu.Lock()
-	defer r.st.mu.Unlock()
-	ts := r.st.tables[name]
-	if ts == nil {
-		return
-	}
-	for _, lh := range hours {
+// all published to their end, forgetting those blobs; the caller holds the state's lock. It
+// runs before a cursor is taken, so the document that ends an hour carries the cursor that
+// forgets it, and at the end of every poll.
+func (r *storageRun) advance(ts *tableState, now time.Time) {
+	for len(ts.listed) > 0 {
+		lh := ts.listed[0]
 		if !lh.hour.Equal(ts.low) || !hourClosed(lh.hour, now, r.tune.hourGrace) {
 			return
 		}
@@ -686,6 +688,7 @@ func (r *storageRun) advance(name string, hours []listedHour, now time.Time) {
 			}
 		}
 		ts.low = lh.hour.Add(time.Hour)
+		ts.listed = ts.listed[1:]
 	}
 }
 

@@ -394,3 +394,84 @@ func TestStorageBadLinesBecomeErrorDocuments(t *testing.T) {
 		t.Fatalf("metrics %v", h.Metrics())
 	}
 }
+
+// TestStorageWrongKeyIsReported: a key the account refuses is reported with what to fix, the
+// input keeps trying, and `test credentials` (the probe) says the same.
+func TestStorageWrongKeyIsReported(t *testing.T) {
+	az := azuritetest.Shared(t)
+	f := newStorageFixture(t, az)
+	table := testTable(t, "T")
+	f.appendTo(table, hour10, storageLines(table, "x"))
+	wrong := strings.Replace(az.ConnectionString(), azuritetest.AccountKey, "d3Jvbmcga2V5", 1)
+	h := cursortest.New(t)
+	h.Run(storagePlugin(testStorageTuning(newTestClock(hour10))), f.settings("wrongkey", nil, map[string]any{"storage_account_connection_string": wrong}), 30*time.Second,
+		func() bool {
+			n := 0
+			for _, s := range h.Statuses() {
+				if s.Status == status.Degraded && strings.Contains(s.Msg, "refused the key") {
+					n++
+				}
+			}
+			return n >= 2 // reported, retried, reported again
+		})
+	if h.Count() != 0 {
+		t.Fatalf("%d documents with a wrong key", h.Count())
+	}
+	if strings.Contains(h.LastStatus().Msg, "d3Jvbmcga2V5") {
+		t.Fatal("the key appears in the status")
+	}
+
+	cfg, err := configureStorage(confFrom(f.settings("probe", []string{table}, map[string]any{"storage_account_connection_string": wrong})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := probeStorage(t.Context(), cfg, testStorageTuning(nil), testLogger(t)); err == nil || !strings.Contains(err.Error(), "refused the key") {
+		t.Fatalf("probe with a wrong key: %v", err)
+	}
+	good, err := configureStorage(confFrom(f.settings("probe", nil, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := probeStorage(t.Context(), good, testStorageTuning(nil), testLogger(t)); err != nil {
+		t.Fatalf("probe with the right key: %v", err)
+	}
+}
+
+// TestStorageClosedHourEndsItsLastLine: once an hour is closed, a last line without a line
+// break is all that line will ever be: it is read (here, an error document: the line is cut),
+// the hour is finished and leaves the cursor.
+func TestStorageClosedHourEndsItsLastLine(t *testing.T) {
+	f := newStorageFixture(t, azuritetest.Shared(t))
+	table := testTable(t, "T")
+	f.appendTo(table, hour10, storageLines(table, "whole")+`{"category":"AdvancedHunting-DeviceEvents","properties":{"Marker":"cut"`)
+	clock := newTestClock(hour10.Add(30 * time.Minute))
+	h := cursortest.New(t)
+	step := 0
+	h.Run(storagePlugin(testStorageTuning(clock)), f.settings("closed", []string{table}, nil), 30*time.Second, func() bool {
+		switch step {
+		case 0:
+			if h.Count() == 1 {
+				clock.set(hour10.Add(2*time.Hour + time.Minute))
+				step = 1
+			}
+		case 1:
+			if h.Count() < 2 {
+				return false
+			}
+			c := storageCursor{}
+			return h.StoredCursor(f.cursorKey("closed"), &c) && len(c.Tables) == 1 && c.Tables[0].Hour == hour10.Add(time.Hour).Format(time.RFC3339)
+		}
+		return false
+	})
+	docs := h.Published()
+	if len(docs) != 2 {
+		t.Fatalf("%d documents, want the whole line's and the cut line's", len(docs))
+	}
+	if kind, _ := docs[1].Fields.GetValue("event.kind"); kind != "pipeline_error" {
+		t.Fatalf("the cut line gave %v", docs[1].Fields)
+	}
+	c := f.storedCursor(h, "closed")
+	if len(c.Tables[0].Blobs) != 0 {
+		t.Fatalf("the finished hour's blob is still in the cursor: %+v", c)
+	}
+}
