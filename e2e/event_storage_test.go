@@ -171,3 +171,27 @@ func TestEventStorageKilledMidBlob(t *testing.T) {
 	}
 	t.Logf("%d records, %d delivered twice (same _id)", len(want), dups)
 }
+
+// `defenderbeat test credentials` on storage inputs: a working key passes, a wrong one is named
+// with what to fix, and neither key appears in the output.
+func TestEventStorageTestCredentials(t *testing.T) {
+	az := azuritetest.Shared(t)
+	newStorageBlob(t, az, "Credentials")
+	const wrongKey = "d3Jvbmcga2V5"
+	input := func(id, connectionString string) map[string]any {
+		return map[string]any{"type": "defender-event-storage", "id": id, "storage_account_connection_string": connectionString}
+	}
+	cfg := writeConfig(t, map[string]any{
+		"defenderbeat.inputs": []any{input("good", az.ConnectionString()),
+			input("bad", strings.Replace(az.ConnectionString(), azuritetest.AccountKey, wrongKey, 1))},
+		"output.console.enabled": true,
+	})
+	r := run(t, "", "test", "credentials", "-c", cfg)
+	if r.code != 1 || !strings.Contains(r.stdout, "good (defender-event-storage)... OK") || !strings.Contains(r.stdout, "bad (defender-event-storage)... FAILED") ||
+		!strings.Contains(r.stdout, "refused the key") {
+		t.Fatalf("exit %d:\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout+r.stderr, wrongKey) || strings.Contains(r.stdout+r.stderr, azuritetest.AccountKey) {
+		t.Fatal("a key appears in the output")
+	}
+}
