@@ -26,6 +26,7 @@ var datasets = []inputkit.Dataset{
 	alert.Dataset,
 	incident.Dataset,
 	event.Dataset,
+	event.StorageDataset,
 	vulnerability.Dataset,
 }
 
@@ -43,11 +44,14 @@ func DatasetOfInput(inputType string) (string, bool) {
 	return ds.Name, ok
 }
 
-// Datasets names every dataset, in the order the docs list them.
+// Datasets names every dataset once (two inputs may collect one), in the order the docs list
+// them.
 func Datasets() []string {
-	names := make([]string, len(datasets))
-	for i, d := range datasets {
-		names[i] = d.Name
+	var names []string
+	for _, d := range datasets {
+		if !slices.Contains(names, d.Name) {
+			names = append(names, d.Name)
+		}
 	}
 	return names
 }

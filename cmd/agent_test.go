@@ -115,6 +115,16 @@ func TestAgentInputsDefaultNamespaceAndUnitID(t *testing.T) {
 	}
 }
 
+// The storage destination's input collects the event dataset: its documents go where the Event
+// Hub input's go.
+func TestAgentInputsStorageEventsLandInTheEventDataStream(t *testing.T) {
+	unit := fleetUnit(t, "defender-event-storage", "", map[string]any{"storage_account": "contoso"})
+	in := unpackAll(t, mustAgentInputs(t, unit))[0]
+	if in["type"] != "defender-event-storage" || in["index"] != "logs-m365_defender.event-default" {
+		t.Fatalf("type %v, index %v", in["type"], in["index"])
+	}
+}
+
 func TestAgentInputsRefusals(t *testing.T) {
 	for _, c := range []struct {
 		name string

@@ -34,8 +34,9 @@ func genSimulateCmd() *cobra.Command {
 		Use:   "simulate",
 		Short: "Run every dataset against a built-in simulated Microsoft tenant",
 		Long: `Starts a simulated tenant (Entra ID token endpoint, Microsoft Graph security API and Defender
-for Endpoint API, over TLS with its own CA, on 127.0.0.1; and the Streaming API's event hub, plain
-AMQP on 127.0.0.1, receiving Advanced Hunting records of every table it simulates) and runs every
+for Endpoint API, over TLS with its own CA, on 127.0.0.1; the Streaming API's event hub, plain
+AMQP on 127.0.0.1, receiving Advanced Hunting records of every table it simulates; and the same
+records in the Streaming API's storage account, plain HTTP on 127.0.0.1) and runs every
 dataset against it with a built-in configuration, printing documents to the console until Ctrl-C
 or --duration. The inputs of defenderbeat.yml are not used. Any -E setting still applies, e.g.
 -E output.console.enabled=false -E output.file.path=DIR. With --serve-only it only serves the
@@ -50,7 +51,7 @@ http_client_timeout only counts time spent waiting on the network.`,
 			if err != nil {
 				return &exitError{exitUsage, fmt.Errorf("--faults: %w", err)}
 			}
-			srv, err := simulator.Start(simulator.Config{Seed: seed, ChangeEvery: change, Streaming: &simulator.StreamingConfig{}})
+			srv, err := simulator.Start(simulator.Config{Seed: seed, ChangeEvery: change, Streaming: &simulator.StreamingConfig{Storage: true}})
 			if err != nil {
 				return &exitError{1, fmt.Errorf("starting the simulated tenant: %w", err)}
 			}
@@ -105,6 +106,8 @@ func simulatedInputs(srv *simulator.Server) []map[string]any {
 		case "event":
 			// The Streaming API's hub; one instance, so its checkpoints live in the registry.
 			inputs = append(inputs, eventInput(srv))
+			// The same records from the storage account; same _id, so indexed once.
+			inputs = append(inputs, storageInput(srv))
 		case "vulnerability":
 			// A full export first, then the changes the tenant makes every --change-every.
 			in := common("defender-vulnerability", "simulated-vulnerabilities")
@@ -125,6 +128,15 @@ func eventInput(srv *simulator.Server) map[string]any {
 		"checkpoint_store":          "local",
 		"processor_update_interval": "1s",
 		"partition_receive_timeout": "1s",
+	}
+}
+
+func storageInput(srv *simulator.Server) map[string]any {
+	return map[string]any{
+		"type":                              "defender-event-storage",
+		"id":                                "simulated-events-storage",
+		"storage_account_connection_string": srv.StorageConnectionString(),
+		"interval":                          "10s",
 	}
 }
 
@@ -212,9 +224,16 @@ func printServeOnly(cmd *cobra.Command, srv *simulator.Server) {
       connection_string: "%s"
       checkpoint_store: local      # no storage account: checkpoints in the beat's registry
 
+  The same records in the Streaming API's storage account (one container per table, hourly
+  blobs) are read with:
+
+    - type: defender-event-storage
+      id: simulated-events-storage
+      storage_account_connection_string: "%s"
+
 Ctrl-C stops it.
 `, srv.TenantID(), srv.ClientID(), srv.ClientSecret(), srv.URL(), srv.URL(), srv.CAFile(), srv.Hostname(),
-		len(simulator.StreamingTables), srv.EventHubName(), srv.EventHubConnectionString())
+		len(simulator.StreamingTables), srv.EventHubName(), srv.EventHubConnectionString(), srv.StorageConnectionString())
 }
 
 func waitForSignal(duration time.Duration) {

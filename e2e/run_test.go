@@ -23,10 +23,12 @@ func TestSimulatePublishesEveryDataset(t *testing.T) {
 	collector, _ := os.Hostname()
 	docs := readDocs(t, out)
 	perDataset := map[string]int{}
+	perInput := map[string]int{}
 	tables := map[string]bool{}
 	for _, d := range docs {
 		ds, _ := get(d, "event.dataset").(string)
 		perDataset[ds]++
+		perInput[fmt.Sprint(get(d, "input.type"))]++
 		if category, ok := get(d, "m365_defender.event.category").(string); ok {
 			tables[category] = true
 		}
@@ -45,6 +47,12 @@ func TestSimulatePublishesEveryDataset(t *testing.T) {
 	for _, ds := range []string{"m365_defender.alert", "m365_defender.incident", "m365_defender.event", "m365_defender.vulnerability"} {
 		if perDataset[ds] == 0 {
 			t.Errorf("no %s document in %d documents (%v)", ds, len(docs), perDataset)
+		}
+	}
+	// The Streaming API's two destinations, the hub and the storage account.
+	for _, in := range []string{"defender-event", "defender-event-storage"} {
+		if perInput[in] == 0 {
+			t.Errorf("no document of input %s (%v)", in, perInput)
 		}
 	}
 	// The Streaming API's hub: a new user sees events of many Advanced Hunting tables.

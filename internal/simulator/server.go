@@ -151,7 +151,7 @@ func Start(cfg Config) (*Server, error) {
 	s.mde = newMDEState(cfg.MDE, cfg.Seed, s.tenantID, cfg.Now())
 
 	if cfg.Streaming != nil {
-		if s.streaming, err = startStreaming(*cfg.Streaming, cfg.Seed, s.tenantID, cfg.Now); err != nil {
+		if s.streaming, err = startStreaming(*cfg.Streaming, cfg.Seed, s.tenantID, cfg.Addr, cfg.Now); err != nil {
 			os.RemoveAll(s.tmpDir)
 			return nil, fmt.Errorf("simulator event hub: %w", err)
 		}

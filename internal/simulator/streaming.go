@@ -20,6 +20,9 @@ type StreamingConfig struct {
 	Partitions        int    // default 4
 	MessagesPerTick   int    // default: one message per table
 	RecordsPerMessage int    // at most; default 8
+	// Storage also writes every record to the Streaming API's other destination, a simulated
+	// storage account (storage.go), as Defender does when both are configured.
+	Storage bool
 }
 
 // StreamingTables are the Advanced Hunting tables the simulated tenant streams.
@@ -31,10 +34,11 @@ var StreamingTables = []string{
 
 // streamer generates Streaming API messages and puts them on the hub's partitions.
 type streamer struct {
-	cfg    StreamingConfig
-	hub    *eventhubfake.Server
-	tenant string
-	now    func() time.Time
+	cfg     StreamingConfig
+	hub     *eventhubfake.Server
+	storage *blobService // nil unless cfg.Storage
+	tenant  string
+	now     func() time.Time
 
 	mu      sync.Mutex
 	r       *rand.Rand
@@ -44,7 +48,7 @@ type streamer struct {
 	records int
 }
 
-func startStreaming(cfg StreamingConfig, seed int64, tenant string, now func() time.Time) (*streamer, error) {
+func startStreaming(cfg StreamingConfig, seed int64, tenant, addr string, now func() time.Time) (*streamer, error) {
 	if cfg.Hub == "" {
 		cfg.Hub = "defender-streaming"
 	}
@@ -65,7 +69,14 @@ func startStreaming(cfg StreamingConfig, seed int64, tenant string, now func() t
 		return nil, err
 	}
 	r := rand.New(rand.NewPCG(uint64(seed), 0x57ea))
-	return &streamer{cfg: cfg, hub: hub, tenant: tenant, now: now, r: r, p: newPools(r), report: 1000 + r.Int64N(9000)}, nil
+	st := &streamer{cfg: cfg, hub: hub, tenant: tenant, now: now, r: r, p: newPools(r), report: 1000 + r.Int64N(9000)}
+	if cfg.Storage {
+		if st.storage, err = startBlobService(addr, now()); err != nil {
+			_ = hub.Close()
+			return nil, fmt.Errorf("simulated storage account: %w", err)
+		}
+	}
+	return st, nil
 }
 
 // EventHubConnectionString is the simulated hub's namespace connection string (emulator mode:
@@ -118,12 +129,42 @@ func (st *streamer) send(n int) error {
 		if err := st.hub.Send(st.cfg.Hub, partition, body); err != nil {
 			return err
 		}
+		if st.storage != nil {
+			if err := st.storage.appendRecords(table, st.tenant, st.now(), body); err != nil {
+				return err
+			}
+		}
 		st.records += count
 	}
 	return nil
 }
 
-func (st *streamer) close() { _ = st.hub.Close() }
+func (st *streamer) close() {
+	_ = st.hub.Close()
+	if st.storage != nil {
+		st.storage.close()
+	}
+}
+
+// StorageConnectionString is the simulated storage account's connection string (plain HTTP to
+// 127.0.0.1); empty unless StreamingConfig.Storage.
+func (s *Server) StorageConnectionString() string {
+	if s.streaming == nil || s.streaming.storage == nil {
+		return ""
+	}
+	return s.streaming.storage.connectionString()
+}
+
+// PutGeneratedBlob adds to the simulated storage account a blob of n lines of lineLen bytes
+// each (line break included), line(i) making line i as it is read: a blob of any size that
+// costs the simulator no memory, for measurements. It needs StreamingConfig.Storage.
+func (s *Server) PutGeneratedBlob(container, name string, n, lineLen int64, line func(i int64) []byte) error {
+	if s.streaming == nil || s.streaming.storage == nil {
+		return fmt.Errorf("simulator: the storage destination is not enabled")
+	}
+	s.streaming.storage.putBlob(container, name, &generatedBlob{lines: n, lineLen: lineLen, line: line})
+	return nil
+}
 
 // message is one Streaming API message: records of one table, as Defender batches them.
 func (st *streamer) message(table string, count int) ([]byte, error) {

@@ -215,14 +215,20 @@ func (c *Config) resolve() error {
 
 // addSwitchTags turns the integration's boolean switches into the tags that drive them.
 func (c *Config) addSwitchTags() {
+	c.Tags = withSwitchTags(c.Tags, c.PreserveOriginalEvent, c.PreserveDuplicateCustomFields)
+}
+
+// withSwitchTags adds the tag of each switch that is on, first, unless tags already hold it.
+func withSwitchTags(tags []string, preserveOriginal, preserveDuplicates bool) []string {
 	for _, sw := range []struct {
 		on  bool
 		tag string
-	}{{c.PreserveOriginalEvent, transform.TagPreserveOriginal}, {c.PreserveDuplicateCustomFields, transform.TagPreserveDuplicateCustom}} {
-		if sw.on && !slices.Contains(c.Tags, sw.tag) {
-			c.Tags = append([]string{sw.tag}, c.Tags...)
+	}{{preserveOriginal, transform.TagPreserveOriginal}, {preserveDuplicates, transform.TagPreserveDuplicateCustom}} {
+		if sw.on && !slices.Contains(tags, sw.tag) {
+			tags = append([]string{sw.tag}, tags...)
 		}
 	}
+	return tags
 }
 
 func (c *Config) resolveCloud(fail func(string, string, ...any)) {
