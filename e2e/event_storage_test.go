@@ -96,6 +96,7 @@ func TestEventStorageKilledMidBlob(t *testing.T) {
 			"storage_account_connection_string": az.ConnectionString(),
 			"tables":                            []string{"KillMidBlob"},
 			"interval":                          "200ms",
+			"preserve_original_event":           true, // each record's marker is read from event.original
 		}},
 		"output.file": map[string]any{"path": out, "filename": "docs"},
 		"queue.mem":   map[string]any{"flush.timeout": "100ms", "flush.min_events": 50},

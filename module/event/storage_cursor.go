@@ -1,10 +1,13 @@
 package event
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/defenderbeat/defenderbeat/internal/inputkit"
 )
 
 // storageCursor is what the registry keeps of a storage input, moved only by the output's
@@ -27,6 +30,44 @@ type tableCursor struct {
 type blobCursor struct {
 	Name   string `struct:"name" json:"name"`
 	Offset int64  `struct:"offset" json:"offset"`
+}
+
+// storageCursorTools let `defenderbeat cursor` show a storage input's position and move it: a
+// reset forgets it (the input starts again from start_position), --to reads every table
+// container again from that hour. Lines read again keep their _id.
+var storageCursorTools = inputkit.CursorOf(describeStorageCursor, moveStorageCursor)
+
+func describeStorageCursor(c storageCursor) inputkit.Position {
+	var oldest time.Time
+	blobs := 0
+	for _, t := range c.Tables {
+		if h, err := time.Parse(time.RFC3339, t.Hour); err == nil && (oldest.IsZero() || h.Before(oldest)) {
+			oldest = h
+		}
+		blobs += len(t.Blobs)
+	}
+	p := inputkit.Position{
+		At:      oldest,
+		Fields:  map[string]any{"since": c.Since, "tables": c.Tables},
+		Summary: fmt.Sprintf("%d table container(s), %d blob(s) in progress", len(c.Tables), blobs),
+	}
+	if !oldest.IsZero() {
+		p.Summary += ", oldest unfinished hour " + oldest.UTC().Format(time.RFC3339)
+	}
+	return p
+}
+
+func moveStorageCursor(_ storageCursor, m inputkit.Move) (*storageCursor, error) {
+	switch {
+	case m.FullExport:
+		return nil, inputkit.ErrNoFullExport
+	case m.To.IsZero():
+		return nil, nil
+	case m.To.After(m.Now):
+		return nil, fmt.Errorf("--to %s is in the future", m.To.UTC().Format(time.RFC3339))
+	}
+	// As start_position set to that time: each container is read from the hour holding it.
+	return &storageCursor{Since: m.To.UTC().Format(time.RFC3339)}, nil
 }
 
 // storageState is the input's position in memory. It mirrors the stored cursor but moves as

@@ -96,6 +96,8 @@ func (f *storageFixture) settings(id string, tables []string, extra map[string]a
 		"id":                                id,
 		"storage_account_connection_string": f.az.ConnectionString(),
 		"interval":                          "100ms",
+		// The tests find each record's marker in event.original.
+		"preserve_original_event": true,
 	}
 	if tables != nil {
 		s["tables"] = tables

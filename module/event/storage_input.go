@@ -79,6 +79,7 @@ func storageCursorInput(tune storageTuning) inputkit.CursorInput[StorageConfig] 
 		Run: func(ctx v2.Context, c StorageConfig, cur cursor.Cursor, pub cursor.Publisher) error {
 			return runStorage(ctx, c, tune, cur, pub)
 		},
+		Cursor: storageCursorTools,
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/defenderbeat/defenderbeat/internal/inputkit"
 )
 
 func TestHourPrefixAndHourOfBlob(t *testing.T) {
@@ -192,4 +194,34 @@ func FuzzLineReader(f *testing.F) {
 			prevEnd = l.end
 		}
 	})
+}
+
+func TestStorageCursorToolsShowAndMoveThePosition(t *testing.T) {
+	c := storageCursor{Tables: []tableCursor{
+		{Container: "insights-logs-advancedhunting-deviceevents", Hour: "2024-05-02T10:00:00Z", Blobs: []blobCursor{{Name: "a", Offset: 10}, {Name: "b", Offset: 20}}},
+		{Container: "insights-logs-advancedhunting-emailevents", Hour: "2024-05-02T08:00:00Z"},
+	}}
+	p := describeStorageCursor(c)
+	if !p.At.Equal(time.Date(2024, 5, 2, 8, 0, 0, 0, time.UTC)) || !strings.Contains(p.Summary, "2 table container(s), 2 blob(s)") {
+		t.Fatalf("position %+v: want the oldest unfinished hour and the counts", p)
+	}
+	now := time.Date(2024, 5, 3, 0, 0, 0, 0, time.UTC)
+	if moved, err := moveStorageCursor(c, inputkit.Move{Now: now}); err != nil || moved != nil {
+		t.Fatalf("a reset forgets the position: %+v, %v", moved, err)
+	}
+	to := time.Date(2024, 5, 1, 12, 30, 0, 0, time.FixedZone("x", 3600))
+	moved, err := moveStorageCursor(c, inputkit.Move{To: to, Now: now})
+	if err != nil || moved == nil || moved.Since != "2024-05-01T11:30:00Z" || len(moved.Tables) != 0 {
+		t.Fatalf("--to reads every container again from that time: %+v, %v", moved, err)
+	}
+	// The input then reads every container from the hour holding that time.
+	if got := newStorageState(*moved).since; got != moved.Since {
+		t.Fatalf("state since %q", got)
+	}
+	if _, err := moveStorageCursor(c, inputkit.Move{To: now.Add(time.Hour), Now: now}); err == nil {
+		t.Fatal("a time in the future is refused")
+	}
+	if _, err := moveStorageCursor(c, inputkit.Move{FullExport: true, Now: now}); err == nil {
+		t.Fatal("--full-export is refused")
+	}
 }

@@ -97,7 +97,7 @@ func TestStorageSameDocumentsAsEventHub(t *testing.T) {
 	got := h.Published()[0]
 
 	var fromHub []beat.Event
-	_, err := Decoder{}.Decode([]byte(`{"records":[`+line+`]}`), transform.Options{}, func(ev beat.Event) { fromHub = append(fromHub, ev) })
+	_, err := Decoder{}.Decode([]byte(`{"records":[`+line+`]}`), transform.Options{Tags: []string{transform.TagPreserveOriginal}}, func(ev beat.Event) { fromHub = append(fromHub, ev) })
 	if err != nil || len(fromHub) != 1 {
 		t.Fatalf("decoding the message: %v, %d documents", err, len(fromHub))
 	}
