@@ -164,7 +164,14 @@ func (f Failure) report(ctx v2.Context, err error, wait time.Duration, why strin
 	}
 	hint := msapi.Explain(err)
 	if msapi.IsAuth(err) {
-		msg := fmt.Sprintf("%s. %s (needs %s, tenant %s). %s", subject, hint, f.Permission, f.TenantID, retry)
+		needs := "needs " + f.Permission
+		if f.TenantID != "" {
+			needs += ", tenant " + f.TenantID
+		}
+		msg := fmt.Sprintf("%s. %s (%s). %s", subject, hint, needs, retry)
+		if hint == "" {
+			msg = fmt.Sprintf("%s (%s). %s", subject, needs, retry)
+		}
 		ctx.Logger.Error(msg)
 		var apiErr *msapi.APIError
 		if errors.As(err, &apiErr) && apiErr.Download {

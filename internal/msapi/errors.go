@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
 )
@@ -299,7 +300,17 @@ func IsAuth(err error) bool {
 		return true
 	}
 	var ae *APIError
-	return errors.As(err, &ae) && (ae.StatusCode == http.StatusUnauthorized || ae.StatusCode == http.StatusForbidden)
+	if errors.As(err, &ae) {
+		return ae.StatusCode == http.StatusUnauthorized || ae.StatusCode == http.StatusForbidden
+	}
+	// Azure Storage and Event Hubs clients report through the SDK's own error types: a refused
+	// key, SAS or role, or an Entra sign-in that failed.
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden
+	}
+	var fe *azidentity.AuthenticationFailedError
+	return errors.As(err, &fe)
 }
 
 // IsThrottled reports whether err is HTTP 429 that retries did not overcome.

@@ -268,8 +268,18 @@ func shortStorageError(err error) error {
 		u := re.RawResponse.Request.URL
 		where = re.RawResponse.Request.Method + " " + u.Scheme + "://" + u.Host + u.EscapedPath() + ": "
 	}
-	return fmt.Errorf("%sHTTP %d %s", where, re.StatusCode, re.ErrorCode)
+	return &shortError{msg: fmt.Sprintf("%sHTTP %d %s", where, re.StatusCode, re.ErrorCode), err: err}
 }
+
+// shortError shows one line instead of the SDK's multi-line response dump, and keeps the SDK's
+// error underneath, so that a refused key or role is still recognised as such (FAILED).
+type shortError struct {
+	msg string
+	err error
+}
+
+func (e *shortError) Error() string { return e.msg }
+func (e *shortError) Unwrap() error { return e.err }
 
 // withAdvice appends explain's advice to err's text.
 func withAdvice(err error, advice string) error {

@@ -395,8 +395,9 @@ func TestStorageBadLinesBecomeErrorDocuments(t *testing.T) {
 	}
 }
 
-// TestStorageWrongKeyIsReported: a key the account refuses is reported with what to fix, the
-// input keeps trying, and `test credentials` (the probe) says the same.
+// TestStorageWrongKeyIsReported: a key the account refuses is reported (FAILED: only a fix of
+// the configuration helps) with what to fix, the input keeps trying, and `test credentials`
+// (the probe) says the same.
 func TestStorageWrongKeyIsReported(t *testing.T) {
 	az := azuritetest.Shared(t)
 	f := newStorageFixture(t, az)
@@ -408,7 +409,7 @@ func TestStorageWrongKeyIsReported(t *testing.T) {
 		func() bool {
 			n := 0
 			for _, s := range h.Statuses() {
-				if s.Status == status.Degraded && strings.Contains(s.Msg, "refused the key") {
+				if s.Status == status.Failed && strings.Contains(s.Msg, "refused the key") {
 					n++
 				}
 			}
