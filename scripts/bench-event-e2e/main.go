@@ -42,6 +42,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/defenderbeat/defenderbeat/internal/benchbuild"
+
 	"github.com/defenderbeat/defenderbeat/internal/procstat"
 
 	"gopkg.in/yaml.v2"
@@ -117,7 +119,7 @@ func run(o options) error {
 	} else {
 		defer os.RemoveAll(work)
 	}
-	root := moduleRoot()
+	root := benchbuild.ModuleRoot()
 	binaries := map[string]string{"filebeat": o.filebeat, "defenderbeat": o.defenderbeat}
 	beats := strings.Split(o.beats, ",")
 	for _, b := range beats {
@@ -131,7 +133,7 @@ func run(o options) error {
 		if b == "filebeat" {
 			path, err = buildFilebeat(root, work)
 		} else {
-			path, err = buildDefenderbeat(root, work)
+			path, err = benchbuild.Defenderbeat(work)
 		}
 		if err != nil {
 			return err
@@ -556,32 +558,6 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// moduleRoot is the directory holding go.mod, from the working directory up.
-func moduleRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			return dir
-		}
-	}
-}
-
-func buildDefenderbeat(root, work string) (string, error) {
-	bin := filepath.Join(work, "defenderbeat")
-	fmt.Fprintln(os.Stderr, "building", bin)
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return "", fmt.Errorf("go build defenderbeat: %w", err)
-	}
-	return bin, nil
 }
 
 // buildFilebeat builds x-pack/filebeat from the beats version go.mod pins, in a temporary module

@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/defenderbeat/defenderbeat/internal/benchbuild"
+
 	"gopkg.in/yaml.v2"
 
 	"github.com/defenderbeat/defenderbeat/internal/procstat"
@@ -74,14 +76,8 @@ func run(binary, sizes string, timeout time.Duration, keep bool) error {
 		defer os.RemoveAll(work)
 	}
 	if binary == "" {
-		binary = filepath.Join(work, "defenderbeat")
-		fmt.Fprintln(os.Stderr, "building", binary)
-		build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", binary, ".")
-		build.Dir = moduleRoot()
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("go build: %w", err)
+		if binary, err = benchbuild.Defenderbeat(work); err != nil {
+			return err
 		}
 	}
 	var results []result
@@ -105,19 +101,6 @@ func run(binary, sizes string, timeout time.Duration, keep bool) error {
 	fmt.Printf("\nMeasured with %s, %s/%s, %d CPUs, output.file (rotated), beat defaults otherwise.\n",
 		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
 	return nil
-}
-
-// moduleRoot is the directory holding go.mod, from the working directory up.
-func moduleRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			return dir
-		}
-	}
 }
 
 func freePort() (int, error) {

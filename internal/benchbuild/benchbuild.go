@@ -1,0 +1,37 @@
+// Package benchbuild builds the defenderbeat binary that the measurement scripts under scripts/
+// run, the way a release builds it (static, stripped), so that what they measure is what ships.
+package benchbuild
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// ModuleRoot is the directory holding go.mod, from the working directory up.
+func ModuleRoot() string {
+	dir, _ := os.Getwd()
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return dir
+		}
+	}
+}
+
+// Defenderbeat builds the module's main package into work/defenderbeat and returns its path.
+func Defenderbeat(work string) (string, error) {
+	bin := filepath.Join(work, "defenderbeat")
+	fmt.Fprintln(os.Stderr, "building", bin)
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
+	build.Dir = ModuleRoot()
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("go build defenderbeat: %w", err)
+	}
+	return bin, nil
+}
