@@ -85,17 +85,10 @@ type Config struct {
 	EventHub      string `config:"eventhub"`
 	ConsumerGroup string `config:"consumer_group"`
 
-	AuthType                string `config:"auth_type"`
-	ConnectionString        string `config:"connection_string"`
-	EventHubNamespace       string `config:"eventhub_namespace"`
-	TenantID                string `config:"tenant_id"`
-	ClientID                string `config:"client_id"`
-	ClientSecret            string `config:"client_secret"`
-	AuthorityHost           string `config:"authority_host"`
-	Certificate             string `config:"certificate"`
-	CertificatePassword     string `config:"certificate_password"`
-	ManagedIdentityClientID string `config:"managed_identity_client_id"`
-	FederatedTokenFile      string `config:"federated_token_file"`
+	AuthType          string `config:"auth_type"`
+	ConnectionString  string `config:"connection_string"`
+	EventHubNamespace string `config:"eventhub_namespace"`
+	EntraID           `config:",inline"`
 
 	CheckpointStore                string `config:"checkpoint_store"`
 	StorageAccount                 string `config:"storage_account"`
@@ -280,18 +273,37 @@ func (c *Config) resolveAuth(fail func(string, string, ...any)) {
 	}
 	c.resolveNamespace(fail)
 
+	c.credential = c.EntraID.credential(c.AuthType, c.cloud, fail)
+}
+
+// EntraID are the Microsoft Entra ID sign-in options of both event inputs (Event Hubs and the
+// storage destination), as the integration names them.
+type EntraID struct {
+	TenantID                string `config:"tenant_id"`
+	ClientID                string `config:"client_id"`
+	ClientSecret            string `config:"client_secret"`
+	AuthorityHost           string `config:"authority_host"`
+	Certificate             string `config:"certificate"`
+	CertificatePassword     string `config:"certificate_password"`
+	ManagedIdentityClientID string `config:"managed_identity_client_id"`
+	FederatedTokenFile      string `config:"federated_token_file"`
+}
+
+// credential resolves the options into the shared credential code's, reporting each problem
+// under this input's option names.
+func (e EntraID) credential(authType string, cloud azureCloud, fail func(string, string, ...any)) msapi.Options {
 	o := msapi.DefaultOptions()
-	o.AuthType = c.AuthType
-	o.TenantID, o.ClientID, o.ClientSecret = c.TenantID, c.ClientID, c.ClientSecret
-	o.Certificate, o.CertificatePassword = c.Certificate, c.CertificatePassword
-	o.ManagedIdentityClientID, o.FederatedTokenFile = c.ManagedIdentityClientID, c.FederatedTokenFile
-	o.Cloud = c.cloud.msapiCloud
-	o.LoginURL = c.AuthorityHost
+	o.AuthType = authType
+	o.TenantID, o.ClientID, o.ClientSecret = e.TenantID, e.ClientID, e.ClientSecret
+	o.Certificate, o.CertificatePassword = e.Certificate, e.CertificatePassword
+	o.ManagedIdentityClientID, o.FederatedTokenFile = e.ManagedIdentityClientID, e.FederatedTokenFile
+	o.Cloud = cloud.msapiCloud
+	o.LoginURL = e.AuthorityHost
 	if o.LoginURL == "" {
-		o.LoginURL = c.cloud.authority
+		o.LoginURL = cloud.authority
 	}
 	for _, err := range o.ResolveCredential() {
-		// The shared code names the authority login_url; this input calls it authority_host.
+		// The shared code names the authority login_url; these inputs call it authority_host.
 		msg := err.Error()
 		if rest, ok := strings.CutPrefix(msg, "login_url:"); ok {
 			msg = "authority_host:" + rest
@@ -299,7 +311,7 @@ func (c *Config) resolveAuth(fail func(string, string, ...any)) {
 		option, detail, _ := strings.Cut(msg, ": ")
 		fail(option, "%s", detail)
 	}
-	c.credential = o
+	return o
 }
 
 func (c *Config) resolveConnectionString(fail func(string, string, ...any)) {

@@ -43,14 +43,7 @@ type StorageConfig struct {
 	StorageAccountKey              string `config:"storage_account_key"`
 	StorageAccountConnectionString string `config:"storage_account_connection_string"`
 	AuthType                       string `config:"auth_type"`
-	TenantID                       string `config:"tenant_id"`
-	ClientID                       string `config:"client_id"`
-	ClientSecret                   string `config:"client_secret"`
-	AuthorityHost                  string `config:"authority_host"`
-	Certificate                    string `config:"certificate"`
-	CertificatePassword            string `config:"certificate_password"`
-	ManagedIdentityClientID        string `config:"managed_identity_client_id"`
-	FederatedTokenFile             string `config:"federated_token_file"`
+	EntraID                        `config:",inline"`
 	Cloud                          string `config:"cloud"`
 
 	// Tables are the tables to read, by name (DeviceProcessEvents) or container; empty: every
@@ -178,25 +171,7 @@ func (c *StorageConfig) resolveStorageAuth(cloud azureCloud, fail func(string, s
 		}
 		return
 	}
-	o := msapi.DefaultOptions()
-	o.AuthType = c.AuthType
-	o.TenantID, o.ClientID, o.ClientSecret = c.TenantID, c.ClientID, c.ClientSecret
-	o.Certificate, o.CertificatePassword = c.Certificate, c.CertificatePassword
-	o.ManagedIdentityClientID, o.FederatedTokenFile = c.ManagedIdentityClientID, c.FederatedTokenFile
-	o.Cloud = cloud.msapiCloud
-	o.LoginURL = c.AuthorityHost
-	if o.LoginURL == "" {
-		o.LoginURL = cloud.authority
-	}
-	for _, err := range o.ResolveCredential() {
-		msg := err.Error()
-		if rest, ok := strings.CutPrefix(msg, "login_url:"); ok {
-			msg = "authority_host:" + rest
-		}
-		option, detail, _ := strings.Cut(msg, ": ")
-		fail(option, "%s", detail)
-	}
-	c.credential = o
+	c.credential = c.EntraID.credential(c.AuthType, cloud, fail)
 }
 
 // tableContainer names the container of a table given by name (DeviceProcessEvents,
