@@ -1,6 +1,7 @@
 package event
 
 import (
+	"cmp"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -224,16 +225,18 @@ func withSwitchTags(tags []string, preserveOriginal, preserveDuplicates bool) []
 	return tags
 }
 
-func (c *Config) resolveCloud(fail func(string, string, ...any)) {
-	name := c.Cloud
-	if name == "" {
-		name = msapi.CloudGlobal
-	}
-	cloud, ok := clouds[name]
+// cloudNamed is the cloud the `cloud` option names (global when empty).
+func cloudNamed(name string, fail func(string, string, ...any)) azureCloud {
+	cloud, ok := clouds[cmp.Or(name, msapi.CloudGlobal)]
 	if !ok {
-		fail("cloud", "%q is not one of %s", c.Cloud, strings.Join(cloudNames, ", "))
-		cloud = publicCloud
+		fail("cloud", "%q is not one of %s", name, strings.Join(cloudNames, ", "))
+		return publicCloud
 	}
+	return cloud
+}
+
+func (c *Config) resolveCloud(fail func(string, string, ...any)) {
+	cloud := cloudNamed(c.Cloud, fail)
 	if c.ResourceManagerEndpoint != "" {
 		u, err := url.Parse(c.ResourceManagerEndpoint)
 		host := ""

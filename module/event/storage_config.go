@@ -86,15 +86,7 @@ func (c *StorageConfig) resolve() error {
 	errs = append(errs, c.Common.Resolve()...)
 	c.Tags = withSwitchTags(c.Tags, c.PreserveOriginalEvent, c.PreserveDuplicateCustomFields)
 
-	cloudName := c.Cloud
-	if cloudName == "" {
-		cloudName = msapi.CloudGlobal
-	}
-	cloud, ok := clouds[cloudName]
-	if !ok {
-		fail("cloud", "%q is not one of %s", c.Cloud, strings.Join(cloudNames, ", "))
-		cloud = publicCloud
-	}
+	cloud := cloudNamed(c.Cloud, fail)
 	c.resolveStorageAuth(cloud, fail)
 
 	c.containers = nil
