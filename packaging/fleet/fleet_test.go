@@ -231,6 +231,9 @@ func TestIncidentInheritsAlertConnectionOptions(t *testing.T) {
 			t.Errorf("defender-incident has no variable %s", name)
 		}
 	}
+	if slices.ContainsFunc(vars, func(v Var) bool { return v.Name == "service_sources" }) {
+		t.Error("defender-incident offers service_sources, which its snippet excepts")
+	}
 	// Its own defaults win over the alert input's.
 	i := slices.IndexFunc(vars, func(v Var) bool { return v.Name == "batch_size" })
 	if i < 0 || vars[i].Default != 50 {
@@ -254,12 +257,14 @@ func TestParseSnippet(t *testing.T) {
   #ssl.certificate_authorities: ["/ca.pem"]   # example
   #storage_account_key: ${KEY}
   #batch_size: 50
-  # Other options are those of defender-alert.
+  #namespace_host: a.example   # example; required with Entra ID auth types
+  # Other options are those of defender-alert, except service_sources and filter
 `)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(inputs) != 1 || inputs[0].Type != "defender-thing" || inputs[0].Description != "Things from somewhere." || inputs[0].Inherits != "defender-alert" {
+	if len(inputs) != 1 || inputs[0].Type != "defender-thing" || inputs[0].Description != "Things from somewhere." || inputs[0].Inherits != "defender-alert" ||
+		!slices.Equal(inputs[0].Except, []string{"service_sources", "filter"}) {
 		t.Fatalf("%+v", inputs)
 	}
 	got := map[string]Option{}
@@ -283,6 +288,7 @@ func TestParseSnippet(t *testing.T) {
 	check("ssl.certificate_authorities", !got["ssl.certificate_authorities"].Default)
 	check("storage_account_key", got["storage_account_key"].Secret() && !got["storage_account_key"].Default)
 	check("batch_size", got["batch_size"].Default && got["batch_size"].Value == 50)
+	check("namespace_host", !got["namespace_host"].Required && got["namespace_host"].Description == "required with Entra ID auth types")
 
 	if _, err := ParseSnippet("- type: x\n  not an option\n"); err == nil {
 		t.Error("a line that is neither option nor comment is accepted")

@@ -19,8 +19,10 @@ type Input struct {
 	Description string // the comment above "- type:"
 	Options     []Option
 	// Inherits names the input whose options also apply ("… options are those of
-	// defender-alert"), where the snippet says so instead of repeating them.
+	// defender-alert, except service_sources"), where the snippet says so instead of repeating
+	// them; Except are the ones that do not.
 	Inherits string
+	Except   []string
 }
 
 // Option is one documented option of an input.
@@ -56,7 +58,7 @@ var (
 	optionLine       = regexp.MustCompile(`^  (#?)([a-z_]+(?:\.[a-z_]+)*):(.*)$`)
 	commentLine      = regexp.MustCompile(`^  #(?: (.*))?$`)
 	continuationLine = regexp.MustCompile(`^(?:  #\s+|\s{3,})# ?(.*)$`)
-	inheritsComment  = regexp.MustCompile(`options are those of (defender-[a-z-]+)`)
+	inheritsComment  = regexp.MustCompile(`options are those of (defender-[a-z-]+)(?:, except ([a-z_]+(?:(?:, | and )[a-z_]+)*))?`)
 	envReference     = regexp.MustCompile(`^\$\{[^}]*\}$`)
 )
 
@@ -126,6 +128,9 @@ func ParseSnippet(text string) ([]Input, error) {
 		if m := commentLine.FindStringSubmatch(line); m != nil {
 			if inh := inheritsComment.FindStringSubmatch(m[1]); inh != nil {
 				in.Inherits = inh[1]
+				if inh[2] != "" {
+					in.Except = regexp.MustCompile(`, | and `).Split(inh[2], -1)
+				}
 			}
 			pending = append(pending, m[1])
 			last = nil
@@ -147,10 +152,11 @@ func parseOption(set bool, name, rest string, above []string) (Option, error) {
 		opt.Value = v
 	}
 	example := false
-	if rest, ok := cutWord(comment, "example"); ok {
+	if rest, ok := cutWord(comment, "example", ";:,"); ok {
 		example, comment = true, rest
 	}
-	if rest, ok := cutWord(comment, "required"); ok {
+	// "required with Entra ID auth types" is a condition, not the marker.
+	if rest, ok := cutWord(comment, "required", ";:"); ok {
 		opt.Required, comment = true, rest
 	}
 	opt.Default = !set && !example && !emptyValue(opt.Value, value)
@@ -180,13 +186,13 @@ func splitComment(s string) (value, comment string) {
 	return s, ""
 }
 
-// cutWord removes a leading marker word and the punctuation after it.
-func cutWord(comment, word string) (string, bool) {
+// cutWord removes a leading marker word, alone or followed by one of the separators.
+func cutWord(comment, word, separators string) (string, bool) {
 	rest, ok := strings.CutPrefix(comment, word)
-	if !ok || (rest != "" && !strings.ContainsRune(";:, ", rune(rest[0]))) {
+	if !ok || (rest != "" && !strings.ContainsRune(separators, rune(rest[0]))) {
 		return comment, false
 	}
-	return strings.TrimLeft(rest, ";:, "), true
+	return strings.TrimSpace(rest[min(1, len(rest)):]), true
 }
 
 func emptyValue(v any, raw string) bool {
@@ -208,7 +214,7 @@ func joinSentence(a, b string) string {
 		return b
 	case b == "":
 		return a
-	case strings.HasSuffix(a, "."), strings.HasSuffix(a, ":"):
+	case strings.HasSuffix(a, "."), strings.HasSuffix(a, ":"), strings.HasSuffix(a, ";"), strings.HasSuffix(a, ","):
 		return a + " " + b
 	}
 	return a + "; " + b
@@ -228,7 +234,7 @@ func (in Input) WithInherited(all []Input, accepts func(name string) bool) (Inpu
 	out.Options = slices.Clone(in.Options)
 	for _, o := range all[i].Options {
 		own := slices.ContainsFunc(in.Options, func(x Option) bool { return x.Name == o.Name })
-		if !own && accepts(o.Name) {
+		if !own && !slices.Contains(in.Except, o.Name) && accepts(o.Name) {
 			o.Set, o.Required = false, false
 			out.Options = append(out.Options, o)
 		}
