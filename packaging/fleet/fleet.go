@@ -177,7 +177,7 @@ func (p Package) files(snippets []Input) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	pipeline, err := os.ReadFile(filepath.Join(p.Root, "_meta", "elasticsearch", "ingest_pipeline", "final.yml"))
+	pipeline, err := defaultPipeline(p.Root)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +192,7 @@ func (p Package) files(snippets []Input) (map[string][]byte, error) {
 		files[dir+"fields/fields.yml"] = mustYAML(own)
 		// Documents arrive mapped; the default pipeline only records the ingest time (the
 		// beat itself asks for no pipeline, pipeline: _none, so this serves other senders).
-		files[dir+"elasticsearch/ingest_pipeline/default.yml"] = yamlDocument(pipeline)
+		files[dir+"elasticsearch/ingest_pipeline/default.yml"] = pipeline
 		ilm, err := os.ReadFile(filepath.Join(p.Root, "_meta", "elasticsearch", "data_stream", ds, "ilm", "default_policy.json"))
 		switch {
 		case err == nil:
@@ -204,6 +204,11 @@ func (p Package) files(snippets []Input) (map[string][]byte, error) {
 			"title":   "Microsoft Defender XDR " + ds,
 			"type":    "logs",
 			"dataset": "m365_defender." + ds,
+			// Every ECS field is mapped, as in the beat's own template: above Elasticsearch's
+			// default limit of 1000 fields, which not every Fleet version raises.
+			"elasticsearch": map[string]any{"index_template": map[string]any{"settings": map[string]any{
+				"index": map[string]any{"mapping": map[string]any{"total_fields": map[string]any{"limit": totalFieldsLimit}}},
+			}}},
 		}
 		if files[dir+"elasticsearch/ilm/default_policy.json"] != nil {
 			dsManifest["ilm_policy"] = "logs-" + Name + "." + ds + "-default_policy"
@@ -399,12 +404,29 @@ func mustYAML(v any) []byte {
 	return out
 }
 
-// yamlDocument starts a YAML file with "---", which package-spec asks of pipelines.
-func yamlDocument(raw []byte) []byte {
-	if bytes.HasPrefix(raw, []byte("---")) {
-		return raw
+// totalFieldsLimit is the mapping limit of the package's data streams, as libbeat sets it.
+const totalFieldsLimit = 12500
+
+// defaultPipeline is the beat's final pipeline, which only sets event.ingested, as a data
+// stream's default pipeline: its processors, under a description that says where it runs.
+func defaultPipeline(root string) ([]byte, error) {
+	name := filepath.Join(root, "_meta", "elasticsearch", "ingest_pipeline", "final.yml")
+	raw, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
 	}
-	return append([]byte("---\n"), raw...)
+	var final struct {
+		Processors []any `yaml:"processors"`
+	}
+	if err := yaml.Unmarshal(raw, &final); err != nil || len(final.Processors) == 0 {
+		return nil, fmt.Errorf("%s: no processors (%v)", name, err)
+	}
+	body := mustYAML(yaml.MapSlice{
+		{Key: "description", Value: "defenderbeat data stream pipeline: documents arrive mapped; it only sets event.ingested."},
+		{Key: "processors", Value: final.Processors},
+	})
+	// package-spec wants pipelines to start with a YAML document marker.
+	return append([]byte("---\n"), body...), nil
 }
 
 // ForBeat describes the package of this build of defenderbeat: its input types and what they

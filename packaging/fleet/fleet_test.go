@@ -37,10 +37,23 @@ func readYAML(t *testing.T, name string, into any) {
 }
 
 type dataStreamManifest struct {
-	Type      string `yaml:"type"`
-	Dataset   string `yaml:"dataset"`
-	ILMPolicy string `yaml:"ilm_policy"`
-	Streams   []struct {
+	Type          string `yaml:"type"`
+	Dataset       string `yaml:"dataset"`
+	ILMPolicy     string `yaml:"ilm_policy"`
+	Elasticsearch struct {
+		IndexTemplate struct {
+			Settings struct {
+				Index struct {
+					Mapping struct {
+						TotalFields struct {
+							Limit int `yaml:"limit"`
+						} `yaml:"total_fields"`
+					} `yaml:"mapping"`
+				} `yaml:"index"`
+			} `yaml:"settings"`
+		} `yaml:"index_template"`
+	} `yaml:"elasticsearch"`
+	Streams []struct {
 		Input        string `yaml:"input"`
 		TemplatePath string `yaml:"template_path"`
 		Vars         []Var  `yaml:"vars"`
@@ -72,6 +85,18 @@ func TestPackageValidates(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(dir, "data_stream", ds, "fields", f)); err != nil {
 				t.Error(err)
 			}
+		}
+		if m.Elasticsearch.IndexTemplate.Settings.Index.Mapping.TotalFields.Limit < 2048 {
+			t.Errorf("%s: total fields limit %d, below the fields package-spec allows", ds, m.Elasticsearch.IndexTemplate.Settings.Index.Mapping.TotalFields.Limit)
+		}
+		var pipeline struct {
+			Processors []map[string]struct {
+				Field string `yaml:"field"`
+			} `yaml:"processors"`
+		}
+		readYAML(t, filepath.Join(dir, "data_stream", ds, "elasticsearch", "ingest_pipeline", "default.yml"), &pipeline)
+		if len(pipeline.Processors) != 1 || pipeline.Processors[0]["set"].Field != "event.ingested" {
+			t.Errorf("%s: the default pipeline is %+v, want one set of event.ingested", ds, pipeline.Processors)
 		}
 		if ds == "vulnerability" && m.ILMPolicy != "logs-defenderbeat.vulnerability-default_policy" {
 			t.Errorf("vulnerability: ilm_policy %q", m.ILMPolicy)
