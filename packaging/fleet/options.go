@@ -203,6 +203,8 @@ func emptyValue(v any, raw string) bool {
 		return t == "" || envReference.MatchString(t)
 	case []any:
 		return len(t) == 0
+	case map[any]any:
+		return len(t) == 0
 	}
 	return envReference.MatchString(raw)
 }

@@ -114,6 +114,7 @@ func titleOf(name string) string {
 	for _, acronym := range []string{"id", "url", "ssl", "cve", "sas", "http"} {
 		words = replaceWord(words, acronym, strings.ToUpper(acronym))
 	}
+	words = replaceWord(words, "oauth", "OAuth")
 	return strings.ToUpper(words[:1]) + words[1:]
 }
 
