@@ -94,9 +94,10 @@ func StreamTemplate(vars []Var) string {
 			fmt.Fprintf(&b, "{{#if %s.length}}\n%s:\n{{#each %s as |item|}}\n  - {{escape_string item}}\n{{/each}}\n{{/if}}\n", v.Name, v.Name, v.Name)
 		case v.Name == "processors":
 			fmt.Fprintf(&b, "{{#if %s}}\n%s:\n{{%s}}\n{{/if}}\n", v.Name, v.Name, v.Name)
-		case v.Type == "text":
+		case v.Type == "text" || v.Type == "password":
+			// Quoted for YAML; a secret's reference ($co.elastic.secret{…}) reads the same quoted.
 			fmt.Fprintf(&b, "{{#if %s}}\n%s: {{escape_string %s}}\n{{/if}}\n", v.Name, v.Name, v.Name)
-		default: // integer, bool without default, password (a secret reference), yaml
+		default: // integer, bool without default, yaml (Fleet puts the parsed value in place)
 			fmt.Fprintf(&b, "{{#if %s}}\n%s: {{%s}}\n{{/if}}\n", v.Name, v.Name, v.Name)
 		}
 	}
