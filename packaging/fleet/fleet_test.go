@@ -334,3 +334,24 @@ func TestStreamTemplateRendersEveryVar(t *testing.T) {
 		}
 	}
 }
+
+// Options whose default follows cloud (or a file path, a proxy) are examples in the snippets:
+// as policy defaults they would override the cloud a user picks.
+func TestCloudDerivedOptionsHaveNoDefault(t *testing.T) {
+	byInput := streamVarsByInput(t, build(t))
+	derived := []string{"login_url", "request_url", "token_scopes", "authority_host", "resource_manager_endpoint", "storage_account_container", "download_hosts", "proxy_url", "certificate", "federated_token_file"}
+	seen := 0
+	for input, vars := range byInput {
+		for _, v := range vars {
+			if slices.Contains(derived, v.Name) {
+				seen++
+				if v.Default != nil {
+					t.Errorf("%s: %s defaults to %v", input, v.Name, v.Default)
+				}
+			}
+		}
+	}
+	if seen < 15 {
+		t.Errorf("only %d of those variables found", seen)
+	}
+}
