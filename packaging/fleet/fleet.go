@@ -153,6 +153,9 @@ func (p Package) files(snippets []Input) (map[string][]byte, error) {
 		return nil, err
 	}
 	files["manifest.yml"] = manifest
+	// package-spec wants a link per change, and a GitHub link must name an issue or pull
+	// request; the project has no public tracker, so the entry links Elastic's page on Agent
+	// inputs.
 	files["changelog.yml"] = mustYAML([]map[string]any{{
 		"version": p.Version,
 		"changes": []map[string]any{{
