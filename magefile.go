@@ -17,6 +17,7 @@ import (
 	devtools "github.com/elastic/beats/v7/dev-tools/mage"
 
 	"github.com/defenderbeat/defenderbeat/packaging"
+	"github.com/defenderbeat/defenderbeat/packaging/fleet"
 )
 
 func init() {
@@ -37,8 +38,9 @@ func Build() error {
 }
 
 // Package builds the release archives into build/distributions, each with a .sha512:
-// defenderbeat-<version>-linux-x86_64.tar.gz, -linux-arm64.tar.gz and -windows-x86_64.zip.
-// PLATFORMS=linux/amd64,windows/amd64 builds only those.
+// defenderbeat-<version>-linux-x86_64.tar.gz, -linux-arm64.tar.gz and -windows-x86_64.zip
+// (PLATFORMS=linux/amd64,windows/amd64 builds only those), and the Fleet integration package,
+// validated, into build/packages.
 func Package() error {
 	platforms, err := packaging.ParsePlatforms(os.Getenv("PLATFORMS"))
 	if err != nil {
@@ -61,6 +63,28 @@ func Package() error {
 		}
 		fmt.Println(path)
 	}
+	return FleetPackage()
+}
+
+// FleetPackage builds the Elastic integration package into build/packages/defenderbeat-<version>
+// and its .zip, and validates it with package-spec.
+func FleetPackage() error {
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	dir, err := fleet.ForBeat(root, filepath.Join(root, "build", "packages"), packaging.DefaultVersion()).Build()
+	if err != nil {
+		return err
+	}
+	if err := fleet.Validate(dir); err != nil {
+		return fmt.Errorf("the integration package in %s is invalid: %w", dir, err)
+	}
+	zipped, err := fleet.Zip(dir)
+	if err != nil {
+		return err
+	}
+	fmt.Println(zipped)
 	return nil
 }
 

@@ -222,3 +222,24 @@ func applyInputDefaults(ds inputkit.Dataset, in *conf.C) (*conf.C, error) {
 	}
 	return cfg, nil
 }
+
+// InputAccepts tells whether an input type accepts an option (a dotted name for a member of a
+// group: ssl.certificate_authorities), as its configuration check would.
+func InputAccepts(inputType, option string) bool {
+	ds, ok := datasetOf(inputType)
+	if !ok {
+		return false
+	}
+	set := ds.Options.WithBeatOptions()
+	for _, part := range strings.Split(option, ".") {
+		group, known := set[part]
+		if !known {
+			return false
+		}
+		if group == nil {
+			return true // anything below it is accepted
+		}
+		set = group
+	}
+	return true
+}
