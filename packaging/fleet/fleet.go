@@ -154,14 +154,13 @@ func (p Package) files(snippets []Input) (map[string][]byte, error) {
 	}
 	files["manifest.yml"] = manifest
 	// package-spec wants a link per change, and a GitHub link must name an issue or pull
-	// request; the project has no public tracker, so the entry links Elastic's page on Agent
-	// inputs.
+	// request: the entry links the issue that asked for the package.
 	files["changelog.yml"] = mustYAML([]map[string]any{{
 		"version": p.Version,
 		"changes": []map[string]any{{
 			"description": "defenderbeat " + p.Version + ": the integration package is built with the beat, from the same sources.",
 			"type":        "enhancement",
-			"link":        "https://www.elastic.co/docs/reference/fleet/elastic-agent-inputs-list",
+			"link":        "https://github.com/defenderbeat/defenderbeat/issues/12",
 		}},
 	}})
 	readme, err := p.readme(datasets)
