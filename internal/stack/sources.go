@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/defenderbeat/defenderbeat/internal/yamlconv"
+
 	"gopkg.in/yaml.v2"
 )
 
@@ -59,7 +61,7 @@ func readDocument(fsys fs.FS, name string) (map[string]any, error) {
 		var y any
 		if err = yaml.Unmarshal(raw, &y); err == nil {
 			var ok bool
-			if doc, ok = jsonShaped(y).(map[string]any); !ok {
+			if doc, ok = yamlconv.JSONShaped(y).(map[string]any); !ok {
 				err = errors.New("not a mapping")
 			}
 		}
@@ -70,24 +72,6 @@ func readDocument(fsys fs.FS, name string) (map[string]any, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return doc, nil
-}
-
-// jsonShaped turns YAML's map[interface{}]interface{} into map[string]any, recursively.
-func jsonShaped(v any) any {
-	switch t := v.(type) {
-	case map[any]any:
-		m := make(map[string]any, len(t))
-		for k, v := range t {
-			m[fmt.Sprint(k)] = jsonShaped(v)
-		}
-		return m
-	case []any:
-		for i := range t {
-			t[i] = jsonShaped(t[i])
-		}
-		return t
-	}
-	return v
 }
 
 // dirsHolding lists, sorted, the names of the folders under dir that contain file.

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/defenderbeat/defenderbeat/internal/yamlconv"
+
 	"gopkg.in/yaml.v2"
 )
 
@@ -79,7 +81,7 @@ func readFieldsFile(name string) ([]map[string]any, error) {
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	list, ok := stringKeys(doc).([]any)
+	list, ok := yamlconv.JSONShaped(doc).([]any)
 	if !ok {
 		return nil, fmt.Errorf("%s: not a list of sections", name)
 	}
@@ -158,22 +160,4 @@ func without(fields []map[string]any, path []string) []map[string]any {
 		out = append(out, f)
 	}
 	return out
-}
-
-// stringKeys turns YAML's map[interface{}]interface{} into map[string]any, recursively.
-func stringKeys(v any) any {
-	switch t := v.(type) {
-	case map[any]any:
-		m := make(map[string]any, len(t))
-		for k, v := range t {
-			m[fmt.Sprint(k)] = stringKeys(v)
-		}
-		return m
-	case []any:
-		for i := range t {
-			t[i] = stringKeys(t[i])
-		}
-		return t
-	}
-	return v
 }
