@@ -48,9 +48,11 @@ type Harness struct {
 	pending  int
 	acked    int
 	listener beat.EventListener
-	statuses []StatusUpdate
-	snapshot monitoring.FlatSnapshot
-	started  time.Time
+	// normalization is what the input asked of libbeat's event normalization (nil: the default).
+	normalization *bool
+	statuses      []StatusUpdate
+	snapshot      monitoring.FlatSnapshot
+	started       time.Time
 }
 
 // StatusUpdate is one status the input reported.
@@ -90,6 +92,7 @@ func (h *Harness) connector() beat.PipelineConnector {
 	return pubtest.FakeConnector{ConnectFunc: func(cfg beat.ClientConfig) (beat.Client, error) {
 		h.mu.Lock()
 		h.listener = cfg.EventListener
+		h.normalization = cfg.Processing.EventNormalization
 		h.mu.Unlock()
 		return &pubtest.FakeClient{PublishFunc: func(ev beat.Event) {
 			h.mu.Lock()
@@ -108,6 +111,13 @@ func (h *Harness) connector() beat.PipelineConnector {
 			}
 		}}, nil
 	}}
+}
+
+// Normalized reports whether libbeat would normalize the input's documents before publishing.
+func (h *Harness) Normalized() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.normalization == nil || *h.normalization
 }
 
 // Ack acknowledges the next n published events, as the output would.

@@ -7,7 +7,9 @@ import (
 
 	v2 "github.com/elastic/beats/v7/filebeat/input/v2"
 	cursor "github.com/elastic/beats/v7/filebeat/input/v2/input-cursor"
+	"github.com/elastic/beats/v7/libbeat/beat"
 	"github.com/elastic/beats/v7/libbeat/feature"
+	"github.com/elastic/beats/v7/libbeat/publisher/pipetool"
 	"github.com/elastic/beats/v7/libbeat/statestore"
 	conf "github.com/elastic/elastic-agent-libs/config"
 	"github.com/elastic/elastic-agent-libs/logp"
@@ -69,6 +71,10 @@ type CursorInput[C any] struct {
 	Options OptionSet
 	// Cursor describes the stored cursor to `defenderbeat cursor` (CursorOf).
 	Cursor *CursorTools
+	// PreNormalized turns off libbeat's event normalization, a deep copy of every document into
+	// the types the outputs encode, for an input whose documents are built in those types
+	// already (a test of the transform must show it).
+	PreNormalized bool
 }
 
 // cursorLifetime keeps an input's cursor for 30 days after it was last used: an API cursor
@@ -99,24 +105,46 @@ func (k CursorInput[C]) Dataset(name string, fn transform.Func) Dataset {
 
 // Plugin registers the input with filebeat's cursor input manager.
 func (k CursorInput[C]) Plugin(log *logp.Logger, store statestore.States) v2.Plugin {
-	return v2.Plugin{
-		Name:      k.Type,
-		Stability: feature.Stable,
-		Info:      k.Info,
-		Manager: &cursor.InputManager{
-			Logger:              log,
-			StateStore:          store,
-			Type:                k.Type,
-			DefaultCleanTimeout: cursorLifetime,
-			Configure: func(cfg *conf.C, _ *logp.Logger) ([]cursor.Source, cursor.Input, error) {
-				c, err := k.Configure(cfg)
-				if err != nil {
-					return nil, nil, err
-				}
-				return []cursor.Source{tenantSource(k.Tenant(c))}, &cursorInput[C]{kind: k, cfg: c}, nil
-			},
+	manager := &cursor.InputManager{
+		Logger:              log,
+		StateStore:          store,
+		Type:                k.Type,
+		DefaultCleanTimeout: cursorLifetime,
+		Configure: func(cfg *conf.C, _ *logp.Logger) ([]cursor.Source, cursor.Input, error) {
+			c, err := k.Configure(cfg)
+			if err != nil {
+				return nil, nil, err
+			}
+			return []cursor.Source{tenantSource(k.Tenant(c))}, &cursorInput[C]{kind: k, cfg: c}, nil
 		},
 	}
+	p := v2.Plugin{Name: k.Type, Stability: feature.Stable, Info: k.Info, Manager: manager}
+	if k.PreNormalized {
+		p.Manager = preNormalizedManager{manager}
+	}
+	return p
+}
+
+// preNormalizedManager creates inputs whose pipeline clients skip libbeat's normalization.
+type preNormalizedManager struct{ *cursor.InputManager }
+
+func (m preNormalizedManager) Create(cfg *conf.C) (v2.Input, error) {
+	in, err := m.InputManager.Create(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return preNormalizedInput{in}, nil
+}
+
+type preNormalizedInput struct{ v2.Input }
+
+var noNormalization = false
+
+func (in preNormalizedInput) Run(ctx v2.Context, pipeline beat.PipelineConnector) error {
+	return in.Input.Run(ctx, pipetool.WithClientConfigEdit(pipeline, func(c beat.ClientConfig) (beat.ClientConfig, error) {
+		c.Processing.EventNormalization = &noNormalization
+		return c, nil
+	}))
 }
 
 // Check reports every problem of an input's options.

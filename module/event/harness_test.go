@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -137,12 +138,18 @@ func newOutput(t testing.TB) *output {
 func (o *output) ConnectWith(cfg beat.ClientConfig) (beat.Client, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if n := cfg.Processing.EventNormalization; n == nil || *n {
+		// The documents need none (TestDocumentsNeedNoNormalization), and it copies each one.
+		return nil, errors.New("the input asks libbeat to normalize its documents")
+	}
 	c := &outClient{out: o, listener: cfg.EventListener}
 	o.clients = append(o.clients, c)
 	return c, nil
 }
 
-func (o *output) Connect() (beat.Client, error) { return o.ConnectWith(beat.ClientConfig{}) }
+func (o *output) Connect() (beat.Client, error) {
+	return o.ConnectWith(beat.ClientConfig{Processing: beat.ProcessingConfig{EventNormalization: &noNormalization}})
+}
 
 func (c *outClient) Publish(ev beat.Event) {
 	o := c.out

@@ -80,6 +80,8 @@ func storageCursorInput(tune storageTuning) inputkit.CursorInput[StorageConfig] 
 			return runStorage(ctx, c, tune, cur, pub)
 		},
 		Cursor: storageCursorTools,
+		// The event transform's documents need no normalization (TestDocumentsNeedNoNormalization).
+		PreNormalized: true,
 	}
 }
 
