@@ -102,6 +102,7 @@ type result struct {
 	wall        time.Duration
 	cpu         time.Duration // the beat's user+system time from release to the last ACK
 	peakKB      int64
+	peakAnonKB  int64 // the largest RssAnon seen, sampled every 200 ms
 	fakeCPU     time.Duration // this process (the fake serving the records) over the same span
 	outputBytes int64
 }
@@ -168,12 +169,12 @@ func run(o options) error {
 		}
 	}
 
-	fmt.Printf("| beat | records | wall records/s | CPU-s per million records | records per CPU-s | peak RSS (VmHWM) | fake's CPU-s | output MB |\n")
-	fmt.Printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	fmt.Printf("| beat | records | wall records/s | CPU-s per million records | records per CPU-s | peak RSS (VmHWM) | peak private (RssAnon) | fake's CPU-s | output MB |\n")
+	fmt.Printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range results {
-		fmt.Printf("| %s | %d | %.0f | %.1f | %.0f | %.1f MiB | %.1f | %.0f |\n", r.beat, r.records,
+		fmt.Printf("| %s | %d | %.0f | %.1f | %.0f | %.1f MiB | %.1f MiB | %.1f | %.0f |\n", r.beat, r.records,
 			float64(r.records)/r.wall.Seconds(), r.cpu.Seconds()*1e6/float64(r.records),
-			float64(r.records)/r.cpu.Seconds(), float64(r.peakKB)/1024, r.fakeCPU.Seconds(), float64(r.outputBytes)/1e6)
+			float64(r.records)/r.cpu.Seconds(), float64(r.peakKB)/1024, float64(r.peakAnonKB)/1024, r.fakeCPU.Seconds(), float64(r.outputBytes)/1e6)
 	}
 	fmt.Printf("\n%d records, %d per message, %.0f bytes per record on average, %d partitions; %s, %s/%s, %d CPUs.\n",
 		o.records, o.perMessage, float64(bytesTotal)/float64(o.records), o.partitions, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
@@ -391,6 +392,9 @@ func measure(o options, beat, binary, dir string, az *azurite, bodies [][]byte, 
 	}
 	profiled := o.heapProfile == ""
 	for {
+		if anon, err := procstat.AnonRSSKiB(pid); err == nil {
+			res.peakAnonKB = max(res.peakAnonKB, anon)
+		}
 		n, err := acked(stats)
 		if err == nil && n >= int64(o.records) {
 			break
