@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/defenderbeat/defenderbeat/internal/loopback"
 
 	"github.com/defenderbeat/defenderbeat/internal/simulator"
 )
@@ -42,12 +43,11 @@ func (r healthReport) input(id string) (status, reason string) {
 // freePort is a loopback port nothing listens on (for the beat's HTTP endpoint).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := loopback.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // readHealth asks the beat's health endpoint; code 0 while it does not answer.

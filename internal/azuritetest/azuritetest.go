@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/defenderbeat/defenderbeat/internal/loopback"
 )
 
 // AccountName and AccountKey are Azurite's well-known development credentials (public, not a
@@ -132,7 +133,7 @@ func start(bin string) (*Azurite, error) {
 	var lastErr error
 	// A free port can be taken between probing and binding: retry a few times.
 	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
+		port, err := loopback.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -153,15 +154,6 @@ func start(bin string) (*Azurite, error) {
 		a.Stop()
 	}
 	return nil, lastErr
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 var probeClient = &http.Client{Timeout: time.Second}

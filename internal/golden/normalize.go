@@ -39,4 +39,3 @@ func NeedsNormalization(ev beat.Event) error {
 	}
 	return nil
 }
-

@@ -31,7 +31,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -41,6 +40,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/defenderbeat/defenderbeat/internal/loopback"
 
 	"github.com/defenderbeat/defenderbeat/internal/benchbuild"
 
@@ -102,7 +103,7 @@ type result struct {
 	wall        time.Duration
 	cpu         time.Duration // the beat's user+system time from release to the last ACK
 	peakKB      int64
-	peakAnonKB  int64 // the largest RssAnon seen, sampled every 200 ms
+	peakAnonKB  int64         // the largest RssAnon seen, sampled every 200 ms
 	fakeCPU     time.Duration // this process (the fake serving the records) over the same span
 	outputBytes int64
 }
@@ -293,7 +294,7 @@ func measure(o options, beat, binary, dir string, az *azurite, bodies [][]byte, 
 		}
 	}
 
-	port, err := freePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		return res, err
 	}
@@ -555,15 +556,6 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // buildFilebeat builds x-pack/filebeat from the beats version go.mod pins, in a temporary module
 // that requires it with go.mod's replace block (the beats module's own), and go.sum's hashes
 // plus the beats module's for the dependencies only x-pack/filebeat has.
@@ -643,7 +635,7 @@ func startAzurite(root, bin string) (*azurite, error) {
 			}
 		}
 	}
-	port, err := freePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/defenderbeat/defenderbeat/internal/loopback"
 
 	"github.com/defenderbeat/defenderbeat/internal/benchbuild"
 
@@ -103,15 +104,6 @@ func run(binary, sizes string, timeout time.Duration, keep bool) error {
 	return nil
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // published reads records_published_total of the beat's inputs from its monitoring endpoint.
 func published(port int) int64 {
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/inputs/", port))
@@ -146,7 +138,7 @@ func measure(binary, dir string, size int64, timeout time.Duration) (result, err
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return res, err
 	}
-	port, err := freePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		return res, err
 	}
