@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os/exec"
 	"regexp"
@@ -178,12 +177,7 @@ func TestInputsMonitoringEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sim.Close()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := freePort(t)
 	out := t.TempDir()
 	cfg := writeConfig(t, map[string]any{
 		"defenderbeat.inputs": []any{simInput(sim, "defender-alert", "monitored", sim.ClientSecret(), map[string]any{"initial_interval": "72h"})},
