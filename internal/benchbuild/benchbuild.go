@@ -35,3 +35,17 @@ func Defenderbeat(work string) (string, error) {
 	}
 	return bin, nil
 }
+
+// Workdir makes a script's work directory. Unless keep, cleanup removes it; with keep, its path
+// is printed so that its configs, logs and output can be read afterwards.
+func Workdir(prefix string, keep bool) (dir string, cleanup func(), err error) {
+	dir, err = os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	if keep {
+		fmt.Fprintln(os.Stderr, "work directory:", dir)
+		return dir, func() {}, nil
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}

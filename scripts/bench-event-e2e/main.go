@@ -112,15 +112,11 @@ func run(o options) error {
 	if o.records%(o.perMessage*o.partitions) != 0 {
 		return fmt.Errorf("-records must be a multiple of -per-message × -partitions (%d)", o.perMessage*o.partitions)
 	}
-	work, err := os.MkdirTemp("", "bench-event-e2e-")
+	work, cleanup, err := benchbuild.Workdir("bench-event-e2e-", o.keep)
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		fmt.Fprintln(os.Stderr, "work directory:", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer cleanup()
 	root := benchbuild.ModuleRoot()
 	binaries := map[string]string{"filebeat": o.filebeat, "defenderbeat": o.defenderbeat}
 	beats := strings.Split(o.beats, ",")

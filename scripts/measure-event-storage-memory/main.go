@@ -67,15 +67,11 @@ func parseSize(s string) (int64, error) {
 }
 
 func run(binary, sizes string, timeout time.Duration, keep bool) error {
-	work, err := os.MkdirTemp("", "defenderbeat-storage-memory-")
+	work, cleanup, err := benchbuild.Workdir("defenderbeat-storage-memory-", keep)
 	if err != nil {
 		return err
 	}
-	if keep {
-		fmt.Fprintln(os.Stderr, "work directory:", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer cleanup()
 	if binary == "" {
 		if binary, err = benchbuild.Defenderbeat(work); err != nil {
 			return err
