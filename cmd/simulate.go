@@ -169,12 +169,12 @@ func runSimulated(srv *simulator.Server, duration time.Duration) error {
 	if err := flag.CommandLine.Set("c", path); err != nil {
 		return err
 	}
-	if f := flag.CommandLine.Lookup("path.data"); f != nil && f.Value.String() == "" {
+	if f := flag.CommandLine.Lookup("path.data"); f != nil && f.Value.String() == "" && !setWithE("path.data") {
 		if err := flag.CommandLine.Set("path.data", filepath.Join(dir, "data")); err != nil {
 			return err
 		}
 	}
-	if f := flag.CommandLine.Lookup("path.logs"); f != nil && f.Value.String() == "" {
+	if f := flag.CommandLine.Lookup("path.logs"); f != nil && f.Value.String() == "" && !setWithE("path.logs") {
 		_ = flag.CommandLine.Set("path.logs", filepath.Join(dir, "logs"))
 	}
 	create := newBeater
@@ -263,4 +263,20 @@ func faultHelp() string {
 		fmt.Fprintf(&b, "\n  %-12s %s", name, names[name])
 	}
 	return b.String()
+}
+
+// setWithE reports whether -E gave setting: a flag for the same path would override it, so the
+// simulation's temporary default must not be set then (the registry would go one way and the
+// rest of path.data the other).
+func setWithE(setting string) bool {
+	f := flag.CommandLine.Lookup("E")
+	if f == nil {
+		return false
+	}
+	settings, ok := f.Value.(*conf.SettingsFlag)
+	if !ok {
+		return false
+	}
+	v, err := settings.Config().String(setting, -1)
+	return err == nil && v != ""
 }

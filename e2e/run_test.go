@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,11 +15,15 @@ import (
 )
 
 func TestSimulatePublishesEveryDataset(t *testing.T) {
-	out := t.TempDir()
-	r := run(t, "", "simulate", "--duration", "15s",
+	out, data := t.TempDir(), t.TempDir()
+	r := run(t, "", "simulate", "--duration", "15s", "-E", "path.data="+data,
 		"-E", "output.console.enabled=false", "-E", "output.file.path="+out, "-E", "output.file.filename=docs")
 	if r.code != 0 {
 		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	}
+	// -E path.data keeps the cursors (not a temporary directory), for `defenderbeat cursor list`.
+	if !registryHolds(t, data, "simulated-alerts") {
+		t.Error("the cursors of the run are not in the path.data given with -E")
 	}
 	collector, _ := os.Hostname()
 	docs := readDocs(t, out)
@@ -110,4 +115,20 @@ func TestKilledProcessLosesNothing(t *testing.T) {
 	if len(files) == 0 || !strings.Contains(strings.Join(files, " "), "log.json") {
 		t.Fatalf("no cursor registry under path.data: %v", files)
 	}
+}
+
+// registryHolds reports whether a file of the registry under dataDir names key.
+func registryHolds(t *testing.T, dataDir, key string) bool {
+	t.Helper()
+	found := false
+	_ = filepath.WalkDir(filepath.Join(dataDir, "registry"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if b, err := os.ReadFile(path); err == nil && strings.Contains(string(b), key) {
+			found = true
+		}
+		return nil
+	})
+	return found
 }
