@@ -146,14 +146,10 @@ func mapAlert(r *record) {
 	r.putFrom("cloud.provider", fCloudPlatform)
 
 	r.relate(relHosts, hostName)
-	r.relate(relHosts, r.val(fAccountDomain))
-	r.relate(relHosts, r.val(fDeviceID))
-	r.relate(relUser, r.val(fAccountObjectID))
-	r.relate(relUser, r.val(fAccountName))
-	r.relate(relIP, r.val(fLocalIP))
-	r.relate(relIP, r.val(fRemoteIP))
-	r.relate(relHash, r.val(fSHA256))
-	r.relate(relHash, r.val(fSHA1))
+	r.relateColumns(relHosts, fAccountDomain, fDeviceID)
+	r.relateColumns(relUser, fAccountObjectID, fAccountName)
+	r.relateColumns(relIP, fLocalIP, fRemoteIP)
+	r.relateColumns(relHash, fSHA256, fSHA1)
 }
 
 // mapAttackTechniques fills threat.technique.subtechnique from the "Name (T1234.001)" entries of

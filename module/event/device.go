@@ -922,9 +922,7 @@ func (d *deviceRecord) relateAll() {
 	d.relate(relIP, d.val(fFileOriginIP))
 	d.relate(relIP, d.get("source.ip"))
 	d.relate(relIP, d.get("destination.ip"))
-	d.relate(relIP, d.val(fPublicIP))
-	d.relate(relIP, d.val(fIPv4Dhcp))
-	d.relate(relIP, d.val(fIPv6Dhcp))
+	d.relateColumns(relIP, fPublicIP, fIPv4Dhcp, fIPv6Dhcp)
 	for _, alg := range []string{"md5", "sha1", "sha256"} {
 		d.relate(relHash, d.get("file.hash."+alg))
 	}
@@ -936,8 +934,7 @@ func (d *deviceRecord) relateAll() {
 			d.relate(relHash, d.get("process.parent.hash."+alg))
 		}
 	}
-	d.relate(relHash, d.val(fIssuerHash))
-	d.relate(relHash, d.val(fSignerHash))
+	d.relateColumns(relHash, fIssuerHash, fSignerHash)
 }
 
 // dnsAnswers gives each answer Defender lists the shape ECS defines for dns.answers (an object

@@ -145,16 +145,10 @@ func mapEmail(r *record) {
 		r.put("url.original", u)
 	}
 
-	r.relate(relUser, r.val(fSenderFromAddress))
-	r.relate(relUser, r.val(fSenderEmailAddress))
-	r.relate(relUser, r.val(fRecipientEmailAddress))
+	r.relateColumns(relUser, fSenderFromAddress, fSenderEmailAddress, fRecipientEmailAddress)
 	r.relate(relHash, r.val(fSHA256))
-	r.relate(relIP, r.val(fSenderIPv4))
-	r.relate(relIP, r.val(fSenderIPv6))
-	r.relate(relIP, r.val(fIPAddress))
-	r.relate(relHosts, r.val(fSenderFromDomain))
-	r.relate(relHosts, r.val(fSenderMailFromDomain))
-	r.relate(relHosts, r.val(fURLDomain))
+	r.relateColumns(relIP, fSenderIPv4, fSenderIPv6, fIPAddress)
+	r.relateColumns(relHosts, fSenderFromDomain, fSenderMailFromDomain, fURLDomain)
 }
 
 // uriParts splits a URL into url.* as Elasticsearch's uri_parts processor does (a URL without

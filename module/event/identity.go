@@ -275,12 +275,7 @@ func mapIdentity(r *record) {
 	r.putFrom("user_agent.original", fUserAgentHeader)
 
 	r.relate(relUser, userID)
-	r.relate(relUser, r.val(fAccountDisplayName))
-	r.relate(relUser, r.val(fTargetAccountDisplayName))
-	r.relate(relUser, r.val(fAccountCloudSid))
-	r.relate(relUser, r.val(fAccountOnPremSid))
-	r.relate(relUser, r.val(fAccountUpn))
-	r.relate(relUser, r.val(fAccountEmailAddress))
+	r.relateColumns(relUser, fAccountDisplayName, fTargetAccountDisplayName, fAccountCloudSid, fAccountOnPremSid, fAccountUpn, fAccountEmailAddress)
 	r.relate(relHosts, r.val(fTargetDeviceName))
 	r.relate(relIP, r.val(fDestinationIPAddress))
 	r.relate(relIP, clientIP)

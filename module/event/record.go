@@ -142,6 +142,13 @@ func (r *record) relate(which int, v any) {
 	}
 }
 
+// relateColumns adds the values of columns to one related.* list, in order.
+func (r *record) relateColumns(which int, columns ...field) {
+	for _, f := range columns {
+		r.relate(which, r.val(f))
+	}
+}
+
 func (r *record) fail(format string, args ...any) {
 	r.errs = append(r.errs, fmt.Sprintf(format, args...))
 }
