@@ -102,54 +102,43 @@ func reportRate(b *testing.B, records int, cpu time.Duration) {
 
 // BenchmarkTransform: transform and encode, one record per op (allocs/op is allocs per record).
 func BenchmarkTransform(b *testing.B) {
-	sets := benchRecords(b)
-	for _, name := range benchSets {
-		recs := sets[name]
-		b.Run(name, func(b *testing.B) {
-			enc := newEncoder()
-			b.ReportAllocs()
-			i := 0
-			cpu := cpuTime()
-			for b.Loop() {
-				ours(b, enc, recs[i%len(recs)])
-				i++
-			}
-			reportRate(b, i, cpuTime()-cpu)
-		})
-	}
+	perRecord(b, benchSets, func(b *testing.B) func([]byte) {
+		enc := newEncoder()
+		return func(rec []byte) { ours(b, enc, rec) }
+	})
 }
 
 // BenchmarkTransformOnly: the transform without encoding, to tell its share from the output's.
 func BenchmarkTransformOnly(b *testing.B) {
-	sets := benchRecords(b)
-	for _, name := range []string{"device", "mix"} {
-		recs := sets[name]
-		b.Run(name, func(b *testing.B) {
-			b.ReportAllocs()
-			i := 0
-			cpu := cpuTime()
-			for b.Loop() {
-				if err := Transform(recs[i%len(recs)], benchOpts, func(beat.Event) {}); err != nil {
-					b.Fatal(err)
-				}
-				i++
+	perRecord(b, []string{"device", "mix"}, func(b *testing.B) func([]byte) {
+		return func(rec []byte) {
+			if err := Transform(rec, benchOpts, func(beat.Event) {}); err != nil {
+				b.Fatal(err)
 			}
-			reportRate(b, i, cpuTime()-cpu)
-		})
-	}
+		}
+	})
 }
 
 // BenchmarkBareJSON: encoding/json decode and encode of the same records, one record per op.
 func BenchmarkBareJSON(b *testing.B) {
-	sets := benchRecords(b)
-	for _, name := range benchSets {
-		recs := sets[name]
+	perRecord(b, benchSets, func(b *testing.B) func([]byte) {
+		return func(rec []byte) { bare(b, rec) }
+	})
+}
+
+// perRecord runs one sub-benchmark per record set, handing one record per op to what newOp
+// makes for it, and reports records per second and per CPU-second.
+func perRecord(b *testing.B, sets []string, newOp func(*testing.B) func([]byte)) {
+	records := benchRecords(b)
+	for _, name := range sets {
+		recs := records[name]
 		b.Run(name, func(b *testing.B) {
+			op := newOp(b)
 			b.ReportAllocs()
 			i := 0
 			cpu := cpuTime()
 			for b.Loop() {
-				bare(b, recs[i%len(recs)])
+				op(recs[i%len(recs)])
 				i++
 			}
 			reportRate(b, i, cpuTime()-cpu)
