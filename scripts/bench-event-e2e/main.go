@@ -36,6 +36,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -65,6 +66,8 @@ type options struct {
 	heapProfile                           string
 	keep                                  bool
 	defenderOptions                       map[string]string // -defenderbeat-option key=value
+	settings                              map[string]string // -setting key=value, for both beats
+	beatEnv                               []string          // -beat-env KEY=value, for both beats
 }
 
 func main() {
@@ -82,6 +85,22 @@ func main() {
 			return fmt.Errorf("want key=value, got %q", kv)
 		}
 		o.defenderOptions[k] = v
+		return nil
+	})
+	o.settings = map[string]string{}
+	flag.Func("setting", "an extra beat setting for both beats, key=value (repeatable), e.g. queue.mem.events=1600", func(kv string) error {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want key=value, got %q", kv)
+		}
+		o.settings[k] = v
+		return nil
+	})
+	flag.Func("beat-env", "an environment variable for both beats (not this process, which serves the records), KEY=value (repeatable), e.g. GOMEMLIMIT=64MiB", func(kv string) error {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fmt.Errorf("want KEY=value, got %q", kv)
+		}
+		o.beatEnv = append(o.beatEnv, kv)
 		return nil
 	})
 	flag.StringVar(&o.beats, "beats", "filebeat,defenderbeat", "which beats to run")
@@ -175,6 +194,14 @@ func run(o options) error {
 	}
 	fmt.Printf("\n%d records, %d per message, %.0f bytes per record on average, %d partitions; %s, %s/%s, %d CPUs.\n",
 		o.records, o.perMessage, float64(bytesTotal)/float64(o.records), o.partitions, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
+	if len(o.settings) > 0 || len(o.beatEnv) > 0 {
+		var extra []string
+		for k, v := range o.settings {
+			extra = append(extra, k+": "+v)
+		}
+		sort.Strings(extra)
+		fmt.Printf("Both beats ran with %s.\n", strings.Join(append(extra, o.beatEnv...), ", "))
+	}
 	return nil
 }
 
@@ -334,6 +361,9 @@ func measure(o options, beat, binary, dir string, az *azurite, bodies [][]byte, 
 	if o.heapProfile != "" {
 		cfg["http.pprof.enabled"] = true
 	}
+	for k, v := range o.settings {
+		cfg[k] = v
+	}
 	raw, err := yaml.Marshal(cfg)
 	if err != nil {
 		return res, err
@@ -352,6 +382,7 @@ func measure(o options, beat, binary, dir string, az *azurite, bodies [][]byte, 
 	defer cancel()
 	cmd := exec.Command(binary, "-c", cfgPath, "--strict.perms=false", "--path.home", dir, "--path.data", filepath.Join(dir, "data"), "-e")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), o.beatEnv...)
 	if err := cmd.Start(); err != nil {
 		return res, err
 	}
