@@ -126,6 +126,42 @@ func BenchmarkBareJSON(b *testing.B) {
 	})
 }
 
+// BenchmarkDocumentFloor is what any mapping that hands libbeat its documents pays at least, per
+// record: building the finished document's maps (a deep copy of the document the transform made,
+// mapstr.M.Clone) and libbeat's JSON encoding of it, with no decoding and no mapping at all. The
+// transform cannot be faster than this; docs/benchmarks.md compares the two.
+//
+// Each document is copied and encoded for `reuse` ops in a row: copying a document last touched
+// hundreds of documents ago would count cache misses that the transform, which encodes the
+// document it has just built, does not pay.
+func BenchmarkDocumentFloor(b *testing.B) {
+	const reuse = 64
+	sets := benchRecords(b)
+	for _, name := range benchSets {
+		var docs []beat.Event
+		for _, rec := range sets[name] {
+			if err := Transform(rec, benchOpts, func(ev beat.Event) { docs = append(docs, ev) }); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run(name, func(b *testing.B) {
+			enc := newEncoder()
+			b.ReportAllocs()
+			i := 0
+			cpu := cpuTime()
+			for b.Loop() {
+				doc := docs[(i/reuse)%len(docs)]
+				doc.Fields = doc.Fields.Clone()
+				if _, err := enc.Encode("logs-m365_defender.event-default", &doc); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			reportRate(b, i, cpuTime()-cpu)
+		})
+	}
+}
+
 // perRecord runs one sub-benchmark per record set, handing one record per op to what newOp
 // makes for it, and reports records per second and per CPU-second.
 func perRecord(b *testing.B, sets []string, newOp func(*testing.B) func([]byte)) {
