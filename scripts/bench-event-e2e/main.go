@@ -42,17 +42,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/defenderbeat/defenderbeat/internal/loopback"
-
-	"github.com/defenderbeat/defenderbeat/internal/benchbuild"
-
-	"github.com/defenderbeat/defenderbeat/internal/procstat"
-
 	"gopkg.in/yaml.v2"
 
 	"github.com/defenderbeat/defenderbeat/internal/azuritetest"
+	"github.com/defenderbeat/defenderbeat/internal/benchbuild"
 	"github.com/defenderbeat/defenderbeat/internal/eventhubfake"
 	"github.com/defenderbeat/defenderbeat/internal/golden"
+	"github.com/defenderbeat/defenderbeat/internal/loopback"
+	"github.com/defenderbeat/defenderbeat/internal/procstat"
 )
 
 const hubName = "benchhub"
@@ -148,7 +145,7 @@ func run(o options) error {
 			continue
 		}
 		if b == "filebeat" {
-			path, err = buildFilebeat(root, work)
+			path, err = benchbuild.Filebeat(work)
 		} else {
 			path, err = benchbuild.Defenderbeat(work)
 		}
@@ -165,11 +162,11 @@ func run(o options) error {
 	bodies, bytesTotal := messages(mix, o.records, o.perMessage)
 	fmt.Fprintf(os.Stderr, "%d records in %d messages, %.1f MB of JSON\n", o.records, len(bodies), float64(bytesTotal)/1e6)
 
-	az, err := startAzurite(root, o.azurite)
+	az, err := benchbuild.StartAzurite(o.azurite)
 	if err != nil {
 		return err
 	}
-	defer az.stop()
+	defer az.Stop()
 
 	var results []result
 	for r := 0; r < o.runs; r++ {
@@ -287,7 +284,7 @@ func messages(mix [][]byte, n, perMessage int) ([][]byte, int) {
 	return bodies, total
 }
 
-func measure(o options, beat, binary, dir string, az *azurite, bodies [][]byte, container string) (result, error) {
+func measure(o options, beat, binary, dir string, az *benchbuild.Azurite, bodies [][]byte, container string) (result, error) {
 	res := result{beat: beat, records: o.records}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return res, err
@@ -328,7 +325,7 @@ func measure(o options, beat, binary, dir string, az *azurite, bodies [][]byte, 
 		"consumer_group":                    "$Default",
 		"connection_string":                 hub.ConnectionString(""),
 		"storage_account":                   azuritetest.AccountName,
-		"storage_account_connection_string": az.connectionString(),
+		"storage_account_connection_string": az.ConnectionString(),
 		"storage_account_container":         container + "-" + beat,
 		"processor_start_position":          "earliest",
 		"processor_update_interval":         "1s",
@@ -405,7 +402,7 @@ func measure(o options, beat, binary, dir string, az *azurite, bodies [][]byte, 
 		return res, fmt.Errorf("the beat exited during start-up; see %s", logFile.Name())
 	case <-time.After(o.settle):
 	}
-	if _, err := acked(stats); err != nil {
+	if _, err := benchbuild.Acked(stats); err != nil {
 		return res, fmt.Errorf("monitoring endpoint: %w", err)
 	}
 
@@ -423,7 +420,7 @@ func measure(o options, beat, binary, dir string, az *azurite, bodies [][]byte, 
 		if anon, err := procstat.AnonRSSKiB(pid); err == nil {
 			res.peakAnonKB = max(res.peakAnonKB, anon)
 		}
-		n, err := acked(stats)
+		n, err := benchbuild.Acked(stats)
 		if err == nil && n >= int64(o.records) {
 			break
 		}
@@ -490,7 +487,7 @@ func checkOutput(beat, dir string) error {
 }
 
 func saveHeapProfile(url, path string) error {
-	resp, err := httpClient.Get(url)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(url)
 	if err != nil {
 		return err
 	}
@@ -509,23 +506,6 @@ func saveHeapProfile(url, path string) error {
 	return f.Close()
 }
 
-// acked is libbeat.output.events.acked from the beat's monitoring endpoint.
-func acked(url string) (int64, error) {
-	var s struct {
-		Libbeat struct {
-			Output struct {
-				Events struct {
-					Acked int64 `json:"acked"`
-				} `json:"events"`
-			} `json:"output"`
-		} `json:"libbeat"`
-	}
-	if err := getJSON(url, &s); err != nil {
-		return 0, err
-	}
-	return s.Libbeat.Output.Events.Acked, nil
-}
-
 func outputBytes(url string) (int64, error) {
 	var s struct {
 		Libbeat struct {
@@ -536,22 +516,8 @@ func outputBytes(url string) (int64, error) {
 			} `json:"output"`
 		} `json:"libbeat"`
 	}
-	err := getJSON(url, &s)
+	err := benchbuild.GetJSON(url, &s)
 	return s.Libbeat.Output.Write.Bytes, err
-}
-
-var httpClient = &http.Client{Timeout: 5 * time.Second}
-
-func getJSON(url string, v any) error {
-	resp, err := httpClient.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v)
 }
 
 // processCPU is a process's user + system time so far, from /proc/<pid>/stat.
@@ -581,122 +547,4 @@ func selfCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// buildFilebeat builds x-pack/filebeat from the beats version go.mod pins, in a temporary module
-// that requires it with go.mod's replace block (the beats module's own), and go.sum's hashes
-// plus the beats module's for the dependencies only x-pack/filebeat has.
-func buildFilebeat(root, work string) (string, error) {
-	gomod, err := os.ReadFile(filepath.Join(root, "go.mod"))
-	if err != nil {
-		return "", err
-	}
-	var version, replace string
-	for _, line := range strings.Split(string(gomod), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "github.com/elastic/beats/v7" && version == "" {
-			version = f[1]
-		}
-	}
-	if i := strings.Index(string(gomod), "\nreplace ("); i >= 0 {
-		rest := string(gomod)[i+1:]
-		if j := strings.Index(rest, "\n)"); j >= 0 {
-			replace = rest[:j+2] + "\n"
-		}
-	}
-	if version == "" {
-		return "", errors.New("go.mod does not require github.com/elastic/beats/v7")
-	}
-	dir := filepath.Join(work, "filebeat-build")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	mod := fmt.Sprintf("module filebeatbench\n\ngo 1.25.0\n\nrequire github.com/elastic/beats/v7 %s\n\n%s", version, replace)
-	mainGo := "package main\n\nimport (\n\t\"os\"\n\n\t\"github.com/elastic/beats/v7/x-pack/filebeat/cmd\"\n)\n\n" +
-		"func main() {\n\tif err := cmd.Filebeat().Execute(); err != nil {\n\t\tos.Exit(1)\n\t}\n}\n"
-	sums, err := os.ReadFile(filepath.Join(root, "go.sum"))
-	if err != nil {
-		return "", err
-	}
-	modCache := strings.TrimSpace(goEnv("GOMODCACHE"))
-	beatsSums, err := os.ReadFile(filepath.Join(modCache, "github.com/elastic/beats/v7@"+version, "go.sum"))
-	if err != nil {
-		return "", fmt.Errorf("the pinned beats module is not in the module cache (go mod download): %w", err)
-	}
-	for name, content := range map[string]string{"go.mod": mod, "main.go": mainGo, "go.sum": string(sums) + string(beatsSums)} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
-			return "", err
-		}
-	}
-	bin := filepath.Join(work, "filebeat")
-	fmt.Fprintln(os.Stderr, "building", bin, "(x-pack/filebeat", version+"; this takes minutes)")
-	for _, args := range [][]string{{"mod", "tidy"}, {"build", "-trimpath", "-ldflags=-s -w", "-o", bin, "."}} {
-		c := exec.Command("go", args...)
-		c.Dir = dir
-		c.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod", "GONOSUMDB=github.com/elastic")
-		c.Stdout, c.Stderr = os.Stderr, os.Stderr
-		if err := c.Run(); err != nil {
-			return "", fmt.Errorf("go %s (filebeat): %w", args[0], err)
-		}
-	}
-	return bin, nil
-}
-
-func goEnv(key string) string {
-	out, _ := exec.Command("go", "env", key).Output()
-	return string(out)
-}
-
-// azurite is an azurite-blob process holding both beats' checkpoint containers.
-type azurite struct {
-	port int
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startAzurite(root, bin string) (*azurite, error) {
-	if bin == "" {
-		bin = filepath.Join(root, "node_modules", ".bin", "azurite-blob")
-		if _, err := os.Stat(bin); err != nil {
-			if bin, err = azuritetest.Binary(); err != nil {
-				return nil, fmt.Errorf("azurite-blob not found (npm ci at the module root, or -azurite): %w", err)
-			}
-		}
-	}
-	port, err := loopback.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	a := &azurite{port: port, done: make(chan struct{})}
-	a.cmd = exec.Command(bin, "--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port),
-		"--inMemoryPersistence", "--skipApiVersionCheck", "--silent")
-	if err := a.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { _ = a.cmd.Wait(); close(a.done) }()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		resp, err := httpClient.Get(fmt.Sprintf("http://127.0.0.1:%d/%s?comp=list", port, azuritetest.AccountName))
-		if err == nil {
-			_ = resp.Body.Close()
-			if strings.Contains(resp.Header.Get("Server"), "Azurite") {
-				return a, nil
-			}
-		}
-	}
-	a.stop()
-	return nil, errors.New("azurite-blob did not start within 30 s")
-}
-
-func (a *azurite) connectionString() string {
-	return fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=http://127.0.0.1:%d/%s;",
-		azuritetest.AccountName, azuritetest.AccountKey, a.port, azuritetest.AccountName)
-}
-
-func (a *azurite) stop() {
-	_ = a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-a.done:
-	case <-time.After(5 * time.Second):
-		_ = a.cmd.Process.Kill()
-		<-a.done
-	}
 }
