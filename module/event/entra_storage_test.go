@@ -252,8 +252,8 @@ func TestStorageEntraIDTokenRefused(t *testing.T) {
 		if n, ok := seen.only(azuritetest.AccountHost, storageAudience); n == 0 || !ok {
 			t.Fatalf("requests by host %v, by token audience %v", seen.hosts, seen.audiences)
 		}
-		if msg := h.LastStatus().Msg; strings.Contains(msg, "refused the key") || !strings.Contains(msg, sim.TenantID()) {
-			t.Fatalf("status %q", msg)
+		if msg := h.LastStatus().Msg; strings.Contains(msg, "refused the key") || !strings.Contains(msg, sim.TenantID()) || strings.Count(msg, reason) != 1 {
+			t.Fatalf("status %q: want the account's reason once, and the tenant", msg)
 		}
 		cfg, err := configureStorage(confFrom(f.entraSettings(sim, "probe", []string{table}, sim.ClientSecret())))
 		if err != nil {
