@@ -1,12 +1,23 @@
 // Package azuritetest runs Azurite's blob service (npm azurite, pinned in the repository's
 // package.json) for tests that need a real Azure Blob endpoint, such as the Event Hubs
-// checkpoint store.
+// checkpoint store. StartOAuth and SharedOAuth run it over https with bearer-token sign-in
+// (Azurite's --oauth basic), for tests of Entra ID authentication to storage.
 package azuritetest
 
 import (
 	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,23 +39,72 @@ const (
 	AccountKey  = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 
+// AccountHost is the account's host name in Azure's public cloud. An Azurite started with
+// OAuth holds a certificate for it, and AccountHostClient reaches Azurite under it: code that
+// builds the account's URL from its name talks to Azurite unchanged, as if DNS pointed there.
+const AccountHost = AccountName + ".blob.core.windows.net"
+
 // Azurite is a running azurite-blob process.
 type Azurite struct {
 	Port int
 	cmd  *exec.Cmd
 	out  *syncBuffer
 	done chan struct{}
+	// With OAuth: the certificate Azurite serves (its own root) and the files it was read from.
+	roots   *x509.CertPool
+	certDir string
 }
 
-// BlobEndpoint is the account URL, e.g. http://127.0.0.1:PORT/devstoreaccount1.
+// BlobEndpoint is the account URL, e.g. http://127.0.0.1:PORT/devstoreaccount1 (https with
+// OAuth).
 func (a *Azurite) BlobEndpoint() string {
-	return fmt.Sprintf("http://127.0.0.1:%d/%s", a.Port, AccountName)
+	return fmt.Sprintf("%s://127.0.0.1:%d/%s", a.scheme(), a.Port, AccountName)
+}
+
+func (a *Azurite) scheme() string {
+	if a.roots != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // ConnectionString is the explicit form azblob accepts (it rejects UseDevelopmentStorage=true).
+// With OAuth its endpoint is https: clients need HTTPClient's trust.
 func (a *Azurite) ConnectionString() string {
-	return fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=%s;",
-		AccountName, AccountKey, a.BlobEndpoint())
+	return fmt.Sprintf("DefaultEndpointsProtocol=%s;AccountName=%s;AccountKey=%s;BlobEndpoint=%s;",
+		a.scheme(), AccountName, AccountKey, a.BlobEndpoint())
+}
+
+// HTTPClient reaches BlobEndpoint, trusting the certificate of an Azurite started with OAuth.
+// It is an azcore policy.Transporter (ClientOptions.Transport).
+func (a *Azurite) HTTPClient() *http.Client {
+	if a.roots == nil {
+		return &http.Client{}
+	}
+	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: a.roots, MinVersion: tls.VersionTLS12},
+	}}
+}
+
+// AccountHostClient reaches this Azurite (started with OAuth) when asked for
+// https://AccountHost, trusting its certificate; a request to any other host fails without
+// leaving the machine. It is an azcore policy.Transporter (ClientOptions.Transport): a client
+// given it sends its requests, bearer token included, to Azurite and nowhere else.
+func (a *Azurite) AccountHostClient() *http.Client {
+	if a.roots == nil {
+		panic("azuritetest: AccountHostClient needs an Azurite started with OAuth")
+	}
+	azurite := fmt.Sprintf("127.0.0.1:%d", a.Port)
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if !strings.EqualFold(addr, AccountHost+":443") {
+				return nil, fmt.Errorf("azuritetest: %s is not the account's host %s", addr, AccountHost)
+			}
+			return dialer.DialContext(ctx, network, azurite)
+		},
+		TLSClientConfig: &tls.Config{RootCAs: a.roots, MinVersion: tls.VersionTLS12},
+	}}
 }
 
 // Binary finds node_modules/.bin/azurite-blob in the nearest enclosing directory that has one.
@@ -71,7 +131,21 @@ func Binary() (string, error) {
 // developer machine.
 func Start(t testing.TB) *Azurite {
 	t.Helper()
-	a, err := start(available(t))
+	return startFor(t, false)
+}
+
+// StartOAuth is Start with Azurite serving https (a self-signed certificate made for this run,
+// valid for 127.0.0.1 and AccountHost) and accepting bearer tokens besides the account key:
+// Azurite's --oauth basic reads the token's claims (aud a storage audience, iss an Entra ID
+// issuer, nbf/exp) without checking its signature.
+func StartOAuth(t testing.TB) *Azurite {
+	t.Helper()
+	return startFor(t, true)
+}
+
+func startFor(t testing.TB, oauth bool) *Azurite {
+	t.Helper()
+	a, err := start(available(t), oauth)
 	if err != nil {
 		t.Fatalf("starting Azurite: %v", err)
 	}
@@ -96,10 +170,15 @@ func available(t testing.TB) string {
 	return bin
 }
 
-var shared struct {
-	mu  sync.Mutex
+type sharedInstance struct {
 	a   *Azurite
 	err error
+}
+
+// shared holds the instances Shared and SharedOAuth started, by OAuth mode.
+var shared struct {
+	mu  sync.Mutex
+	all map[bool]*sharedInstance
 }
 
 // Shared is one Azurite for all the tests of a package that call it (starting one takes
@@ -107,29 +186,48 @@ var shared struct {
 // package's TestMain ends it with StopShared.
 func Shared(t testing.TB) *Azurite {
 	t.Helper()
+	return sharedFor(t, false)
+}
+
+// SharedOAuth is Shared for an Azurite started as StartOAuth does.
+func SharedOAuth(t testing.TB) *Azurite {
+	t.Helper()
+	return sharedFor(t, true)
+}
+
+func sharedFor(t testing.TB, oauth bool) *Azurite {
+	t.Helper()
 	bin := available(t)
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
-	if shared.a == nil && shared.err == nil {
-		shared.a, shared.err = start(bin)
+	if shared.all == nil {
+		shared.all = map[bool]*sharedInstance{}
 	}
-	if shared.err != nil {
-		t.Fatalf("starting Azurite: %v", shared.err)
+	in := shared.all[oauth]
+	if in == nil {
+		in = &sharedInstance{}
+		in.a, in.err = start(bin, oauth)
+		shared.all[oauth] = in
 	}
-	return shared.a
+	if in.err != nil {
+		t.Fatalf("starting Azurite: %v", in.err)
+	}
+	return in.a
 }
 
-// StopShared stops the instance Shared started, if any.
+// StopShared stops the instances Shared and SharedOAuth started, if any.
 func StopShared() {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
-	if shared.a != nil {
-		shared.a.Stop()
-		shared.a = nil
+	for _, in := range shared.all {
+		if in.a != nil {
+			in.a.Stop()
+		}
 	}
+	shared.all = nil
 }
 
-func start(bin string) (*Azurite, error) {
+func start(bin string, oauth bool) (*Azurite, error) {
 	var lastErr error
 	// A free port can be taken between probing and binding: retry a few times.
 	for attempt := 0; attempt < 3; attempt++ {
@@ -138,10 +236,19 @@ func start(bin string) (*Azurite, error) {
 			return nil, err
 		}
 		a := &Azurite{Port: port, out: &syncBuffer{}, done: make(chan struct{})}
-		a.cmd = exec.Command(bin, "--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port),
-			"--inMemoryPersistence", "--skipApiVersionCheck", "--silent")
+		args := []string{"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port),
+			"--inMemoryPersistence", "--skipApiVersionCheck", "--silent"}
+		if oauth {
+			certFile, keyFile, err := a.makeCertificate()
+			if err != nil {
+				return nil, err
+			}
+			args = append(args, "--oauth", "basic", "--cert", certFile, "--key", keyFile)
+		}
+		a.cmd = exec.Command(bin, args...)
 		a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
 		if err := a.cmd.Start(); err != nil {
+			a.removeCertificate()
 			return nil, err
 		}
 		go func() {
@@ -156,9 +263,65 @@ func start(bin string) (*Azurite, error) {
 	return nil, lastErr
 }
 
-var probeClient = &http.Client{Timeout: time.Second}
+// makeCertificate writes a throwaway self-signed certificate for 127.0.0.1 and AccountHost,
+// and its key, for Azurite to serve; Stop removes them.
+func (a *Azurite) makeCertificate() (certFile, keyFile string, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(now.UnixNano()),
+		Subject:               pkix.Name{CommonName: "Azurite (test)"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(7 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true, // its own root: clients trust exactly this certificate
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{AccountHost},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return "", "", err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return "", "", err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", "", err
+	}
+	if a.certDir, err = os.MkdirTemp("", "azurite-cert-"); err != nil {
+		return "", "", err
+	}
+	certFile, keyFile = filepath.Join(a.certDir, "cert.pem"), filepath.Join(a.certDir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		a.removeCertificate()
+		return "", "", err
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		a.removeCertificate()
+		return "", "", err
+	}
+	a.roots = x509.NewCertPool()
+	a.roots.AddCert(cert)
+	return certFile, keyFile, nil
+}
+
+func (a *Azurite) removeCertificate() {
+	if a.certDir != "" {
+		_ = os.RemoveAll(a.certDir)
+		a.certDir = ""
+	}
+}
 
 func (a *Azurite) waitReady(timeout time.Duration) error {
+	probeClient := a.HTTPClient()
+	probeClient.Timeout = time.Second
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		select {
@@ -184,9 +347,11 @@ func (a *Azurite) waitReady(timeout time.Duration) error {
 func (a *Azurite) Stop() {
 	select {
 	case <-a.done:
+		a.removeCertificate()
 		return
 	default:
 	}
+	defer a.removeCertificate()
 	_ = a.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-a.done:

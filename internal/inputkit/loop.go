@@ -163,6 +163,9 @@ func (f Failure) report(ctx v2.Context, err error, wait time.Duration, why strin
 		subject = f.What + ": " + subject
 	}
 	hint := msapi.Explain(err)
+	if hint == err.Error() {
+		hint = "" // no advice beyond the error itself, which the subject already says
+	}
 	if msapi.IsAuth(err) {
 		needs := "needs " + f.Permission
 		if f.TenantID != "" {
@@ -183,7 +186,7 @@ func (f Failure) report(ctx v2.Context, err error, wait time.Duration, why strin
 		return
 	}
 	msg := subject + ". " + retry
-	if hint != "" && hint != err.Error() {
+	if hint != "" {
 		msg = strings.TrimSuffix(msg, ".") + " (" + hint + ")"
 	}
 	ctx.Logger.Error(msg)

@@ -29,17 +29,38 @@ type tokenInfo struct {
 }
 
 type tokenStore struct {
+	tenant, clientID string // what the tokens' tid and appid claims name
+
 	mu     sync.Mutex
 	tokens map[string]*tokenInfo
 	issued int
 }
 
-func newTokenStore() *tokenStore { return &tokenStore{tokens: map[string]*tokenInfo{}} }
+func newTokenStore(tenant, clientID string) *tokenStore {
+	return &tokenStore{tenant: tenant, clientID: clientID, tokens: map[string]*tokenInfo{}}
+}
 
+// issue mints an access token shaped as Entra ID's (a JWT: header, claims, signature) for an
+// app of the simulated tenant. Resources that read the claims without checking the signature,
+// as Azurite does with --oauth basic, accept it; the simulator itself knows its tokens by the
+// whole string, so the signature part is random and nothing is signed.
 func (ts *tokenStore) issue(audience string, now time.Time) string {
-	b := make([]byte, 48)
-	_, _ = rand.Read(b)
-	tok := base64.RawURLEncoding.EncodeToString(b)
+	issued := now.Unix()
+	claims, _ := json.Marshal(map[string]any{
+		"aud":   audience,
+		"iss":   "https://sts.windows.net/" + ts.tenant + "/",
+		"iat":   issued,
+		"nbf":   issued,
+		"exp":   issued + int64(tokenLifetime/time.Second),
+		"tid":   ts.tenant,
+		"appid": ts.clientID,
+		"idtyp": "app",
+		"ver":   "1.0",
+	})
+	header := base64.RawURLEncoding.EncodeToString([]byte(`{"typ":"JWT","alg":"RS256"}`))
+	sig := make([]byte, 64)
+	_, _ = rand.Read(sig)
+	tok := header + "." + base64.RawURLEncoding.EncodeToString(claims) + "." + base64.RawURLEncoding.EncodeToString(sig)
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	// Forget long-expired tokens so a simulator running for days stays small.

@@ -125,11 +125,11 @@ func Start(cfg Config) (*Server, error) {
 		tenantID:  firstNonEmpty(cfg.TenantID, newGUID(ids)),
 		clientID:  firstNonEmpty(cfg.ClientID, newGUID(ids)),
 		store:     newStore(),
-		tokens:    newTokenStore(),
 		appLimits: newCallLimits(),
 		stop:      make(chan struct{}),
 	}
 	s.secret = firstNonEmpty(cfg.ClientSecret, newClientSecret(ids))
+	s.tokens = newTokenStore(s.tenantID, s.clientID)
 	s.log.limit = maxRecordedRequests
 
 	auth, err := newAuthority()

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -1074,5 +1075,81 @@ func TestMoreIncidentsThanAlerts(t *testing.T) {
 		if ts, _ := inc["lastUpdateDateTime"].(string); ts == "" {
 			t.Errorf("incident %v has no lastUpdateDateTime", inc["id"])
 		}
+	}
+}
+
+// jwtClaims decodes the claims of a JWT-shaped token, failing the test unless it has three
+// base64url parts with a JSON header and claims.
+func jwtClaims(t *testing.T, tok string) map[string]any {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 || parts[2] == "" {
+		t.Fatalf("token %q is not header.claims.signature", truncate([]byte(tok)))
+	}
+	var header, claims map[string]any
+	for i, dst := range []*map[string]any{&header, &claims} {
+		raw, err := base64.RawURLEncoding.DecodeString(parts[i])
+		if err != nil || json.Unmarshal(raw, dst) != nil {
+			t.Fatalf("token part %d is not base64url JSON: %v", i, err)
+		}
+	}
+	if header["typ"] != "JWT" || header["alg"] == nil {
+		t.Fatalf("token header %v", header)
+	}
+	return claims
+}
+
+// TestAccessTokensAreJWTs: tokens carry Entra ID's claims (what Azure Storage, and Azurite in
+// its OAuth mode, read from them): the requested resource as aud, the tenant's v1 issuer, and
+// a lifetime equal to expires_in; the storage scope is granted, and a storage token opens
+// neither Graph nor Defender for Endpoint.
+func TestAccessTokensAreJWTs(t *testing.T) {
+	s, _ := start(t, simulator.Config{Seed: 9})
+	c := httpClient(t, s)
+	seen := map[string]bool{}
+	for scope, aud := range map[string]string{
+		"https://storage.azure.com/.default":                                "https://storage.azure.com",
+		"https://devstoreaccount1.blob.core.windows.net/.default":           "https://devstoreaccount1.blob.core.windows.net",
+		"https://contoso.blob.core.usgovcloudapi.net/.default":              "https://contoso.blob.core.usgovcloudapi.net",
+		"https://graph.microsoft.com/.default":                              "https://graph.microsoft.com",
+		"https://securitycenter.onmicrosoft.com/windowsatpservice/.default": "https://securitycenter.onmicrosoft.com/windowsatpservice",
+	} {
+		status, body := tokenRequest(t, c, s.URL()+"/"+s.TenantID()+"/oauth2/v2.0/token", url.Values{
+			"grant_type": {"client_credentials"}, "client_id": {s.ClientID()}, "client_secret": {s.ClientSecret()},
+			"scope": {scope + " openid offline_access profile"},
+		})
+		if status != 200 {
+			t.Fatalf("%s: %d %v", scope, status, body)
+		}
+		tok := body["access_token"].(string)
+		if seen[tok] {
+			t.Fatal("the same token issued twice")
+		}
+		seen[tok] = true
+		claims := jwtClaims(t, tok)
+		if claims["aud"] != aud || claims["iss"] != "https://sts.windows.net/"+s.TenantID()+"/" || claims["tid"] != s.TenantID() || claims["appid"] != s.ClientID() {
+			t.Errorf("%s: claims %v", scope, claims)
+		}
+		iat, nbf, exp := claims["iat"].(float64), claims["nbf"].(float64), claims["exp"].(float64)
+		if iat != float64(baseTime.Unix()) || nbf != iat || exp-iat != body["expires_in"].(float64) {
+			t.Errorf("%s: iat %v nbf %v exp %v, issued at %d for %v s", scope, iat, nbf, exp, baseTime.Unix(), body["expires_in"])
+		}
+	}
+
+	storage := mdeToken(t, s, c, "https://storage.azure.com/.default")
+	if g := graphGet(t, c, storage, s.URL()+"/v1.0/security/alerts_v2"); g.status != 401 || !strings.Contains(string(g.raw), "Invalid audience") {
+		t.Errorf("Graph took a storage token: %d %s", g.status, truncate(g.raw))
+	}
+	if g := graphGet(t, c, storage, s.URL()+"/api/machines/SoftwareVulnerabilitiesExport"); g.status != 401 || g.errorCode() != "Unauthorized" {
+		t.Errorf("Defender for Endpoint took a storage token: %d %s", g.status, truncate(g.raw))
+	}
+	// A token is known by the whole string: the same claims under another signature are refused.
+	graph := mdeToken(t, s, c, "https://graph.microsoft.com/.default")
+	forgedGraph := graph[:strings.LastIndex(graph, ".")+1] + "AAAA"
+	if g := graphGet(t, c, forgedGraph, s.URL()+"/v1.0/security/alerts_v2"); g.status != 401 {
+		t.Errorf("a re-signed Graph token opened Graph: %d", g.status)
+	}
+	if g := graphGet(t, c, graph, s.URL()+"/v1.0/security/alerts_v2"); g.status != 200 {
+		t.Errorf("the Graph token itself: %d %s", g.status, truncate(g.raw))
 	}
 }

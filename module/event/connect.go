@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -119,6 +120,7 @@ func newContainerClient(cfg *Config, tune tuning, cred azcore.TokenCredential) (
 	opts := &container.ClientOptions{ClientOptions: azcore.ClientOptions{
 		Telemetry: policy.TelemetryOptions{ApplicationID: applicationName},
 		Retry:     tune.blobRetry,
+		Transport: tune.blobTransport,
 	}}
 	switch {
 	case cfg.StorageAccountConnectionString != "":
@@ -232,14 +234,17 @@ func explainStorage(err error, cfg *Config) string {
 	if cfg.StorageAccount == "" {
 		where = fmt.Sprintf("container %q of the storage_account_connection_string's account", cfg.StorageAccountContainer)
 	}
+	entraID := cfg.AuthType != AuthConnectionString && cfg.StorageAccountKey == "" && cfg.StorageAccountConnectionString == ""
 	switch {
 	case errors.As(err, &tokErr):
 		return msapi.Explain(err)
+	case entraID && refusedToken(err):
+		return tokenAdvice(err, cfg.TenantID)
 	case bloberror.HasCode(err, bloberror.AuthenticationFailed), strings.Contains(err.Error(), "failed to authenticate the request"):
 		// Azure answers a wrong key with AuthenticationFailed (Azurite with AuthorizationFailure).
 		return fmt.Sprintf("the storage account refused the key: check storage_account_key (or the AccountKey of storage_account_connection_string) for %s", where)
 	case bloberror.HasCode(err, bloberror.AuthorizationPermissionMismatch, bloberror.AuthorizationFailure, bloberror.InsufficientAccountPermissions):
-		if cfg.AuthType != AuthConnectionString && cfg.StorageAccountKey == "" && cfg.StorageAccountConnectionString == "" {
+		if entraID {
 			return fmt.Sprintf("the identity (client_id %s) lacks the %s role on %s (or the account's firewall refuses this host)", orUnknown(cfg.ClientID), roleBlobWriter, where)
 		}
 		return fmt.Sprintf("access to %s is refused (the account's firewall, or a key or SAS without write permission)", where)
@@ -247,6 +252,31 @@ func explainStorage(err error, cfg *Config) string {
 		return fmt.Sprintf("the storage account does not resolve: check storage_account (and cloud) for %s", where)
 	}
 	return ""
+}
+
+// refusedToken reports a storage account's refusal of the bearer token itself (not of the
+// identity's role): Azure Storage answers 401 InvalidAuthenticationInfo, Azurite 403
+// AuthenticationFailed, both "Server failed to authenticate the request".
+func refusedToken(err error) bool {
+	return bloberror.HasCode(err, bloberror.AuthenticationFailed, bloberror.InvalidAuthenticationInfo) ||
+		strings.Contains(err.Error(), "failed to authenticate the request")
+}
+
+// authenticationDetail is the reason a storage service gives for refusing a request (its
+// AuthenticationErrorDetail: an expired token, another tenant's issuer, another audience).
+var authenticationDetail = regexp.MustCompile(`<AuthenticationErrorDetail>([^<]{1,300})</AuthenticationErrorDetail>`)
+
+// tokenAdvice says what to fix when a storage account refuses the identity's Entra ID token.
+func tokenAdvice(err error, tenantID string) string {
+	why := ""
+	if m := authenticationDetail.FindStringSubmatch(err.Error()); m != nil {
+		why = " (" + strings.TrimSpace(m[1]) + ")"
+	}
+	tenant := "tenant_id's tenant"
+	if tenantID != "" {
+		tenant = "tenant " + tenantID
+	}
+	return fmt.Sprintf("the storage account refused the Entra ID token%s: the account must belong to %s in the configured cloud, and this host's clock must be right", why, tenant)
 }
 
 func orUnknown(s string) string {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azeventhubs/v2"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azeventhubs/v2/checkpoints"
@@ -440,7 +441,18 @@ func duplicatesShareIDs(t testing.TB, docs []beat.Event) (duplicates int) {
 // blobCheckpoints reads the checkpoints the input wrote to Azurite, by partition.
 func blobCheckpoints(t testing.TB, az *azuritetest.Azurite, hub *eventhubfake.Server, containerName string) map[string]int64 {
 	t.Helper()
-	cc, err := container.NewClientFromConnectionString(az.ConnectionString(), containerName, nil)
+	props, err := azeventhubs.ParseConnectionString(hub.ConnectionString(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return namespaceCheckpoints(t, az, props.FullyQualifiedNamespace, containerName)
+}
+
+// namespaceCheckpoints reads the checkpoints of the test hub in namespace, by partition.
+func namespaceCheckpoints(t testing.TB, az *azuritetest.Azurite, namespace, containerName string) map[string]int64 {
+	t.Helper()
+	cc, err := container.NewClientFromConnectionString(az.ConnectionString(), containerName,
+		&container.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: az.HTTPClient()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -448,11 +460,7 @@ func blobCheckpoints(t testing.TB, az *azuritetest.Azurite, hub *eventhubfake.Se
 	if err != nil {
 		t.Fatal(err)
 	}
-	props, err := azeventhubs.ParseConnectionString(hub.ConnectionString(""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cps, err := store.ListCheckpoints(context.Background(), props.FullyQualifiedNamespace, testHub, azeventhubs.DefaultConsumerGroup, nil)
+	cps, err := store.ListCheckpoints(context.Background(), namespace, testHub, azeventhubs.DefaultConsumerGroup, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,8 @@ const dataset = "event"
 type tuning struct {
 	retry           azeventhubs.RetryOptions
 	blobRetry       policy.RetryOptions
-	tls             *tls.Config // Event Hubs TLS (the WebSocket test bridge's CA); nil: system roots
+	blobTransport   policy.Transporter // the checkpoint account's HTTP transport; nil: the SDK's
+	tls             *tls.Config        // Event Hubs TLS (the WebSocket test bridge's CA); nil: system roots
 	credential      func(*msapi.Options)
 	instanceID      string
 	checkpointEvery time.Duration // shortest gap between two checkpoint writes of a partition

@@ -166,6 +166,11 @@ func (c *StorageConfig) resolveStorageAuth(cloud azureCloud, fail func(string, s
 	c.credential = c.EntraID.credential(c.AuthType, cloud, fail)
 }
 
+// entraID reports whether the input signs in to the account with Entra ID (not with its key).
+func (c *StorageConfig) entraID() bool {
+	return c.AuthType != StorageAuthSharedKey && c.AuthType != StorageAuthConnectionString
+}
+
 // tableContainer names the container of a table given by name (DeviceProcessEvents,
 // AdvancedHunting-DeviceProcessEvents) or as the container itself.
 func tableContainer(table string) (string, error) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
@@ -70,7 +71,8 @@ type storageFixture struct {
 }
 
 func newStorageFixture(t testing.TB, az *azuritetest.Azurite) *storageFixture {
-	svc, err := service.NewClientFromConnectionString(az.ConnectionString(), nil)
+	svc, err := service.NewClientFromConnectionString(az.ConnectionString(),
+		&service.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: az.HTTPClient()}})
 	if err != nil {
 		t.Fatal(err)
 	}

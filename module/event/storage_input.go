@@ -39,6 +39,8 @@ type storageTuning struct {
 	loop      inputkit.Timings
 	blobRetry policy.RetryOptions
 	transport policy.Transporter // nil: the SDK's
+	// credential adjusts the Entra ID credential's options (the simulated authority's CA).
+	credential func(*msapi.Options)
 	// hourGrace is how long after an hour ends its blobs may still grow: until then the input
 	// keeps looking at them, and a last line without a line break waits for the rest.
 	hourGrace time.Duration
@@ -113,7 +115,11 @@ func newServiceClient(cfg *StorageConfig, tune storageTuning, log *logp.Logger) 
 		}
 		return service.NewClientWithSharedKeyCredential(cfg.serviceURL, key, opts)
 	default:
-		cred, err := msapi.NewTokenCredential(cfg.credential, log)
+		o := cfg.credential
+		if tune.credential != nil {
+			tune.credential(&o)
+		}
+		cred, err := msapi.NewTokenCredential(o, log)
 		if err != nil {
 			return nil, err
 		}
@@ -701,6 +707,8 @@ func (r *storageRun) explain(err error) error {
 	where := fmt.Sprintf("storage account %q", r.cfg.account())
 	var advice string
 	switch {
+	case r.cfg.entraID() && refusedToken(err):
+		advice = tokenAdvice(err, r.cfg.TenantID)
 	case bloberror.HasCode(err, bloberror.AuthenticationFailed), strings.Contains(err.Error(), "failed to authenticate the request"):
 		advice = "the storage account refused the key: check storage_account_key or the AccountKey of storage_account_connection_string"
 	case bloberror.HasCode(err, bloberror.AuthorizationPermissionMismatch, bloberror.AuthorizationFailure, bloberror.InsufficientAccountPermissions):
