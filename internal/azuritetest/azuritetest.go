@@ -126,6 +126,18 @@ func Binary() (string, error) {
 	}
 }
 
+// Run starts azurite-blob (bin, or Binary's when empty) in memory on a free 127.0.0.1 port, for
+// programs rather than tests (the measurement scripts under scripts/); the caller stops it.
+func Run(bin string) (*Azurite, error) {
+	if bin == "" {
+		var err error
+		if bin, err = Binary(); err != nil {
+			return nil, fmt.Errorf("%w (npm ci at the module root)", err)
+		}
+	}
+	return start(bin, false)
+}
+
 // Start runs azurite-blob in memory on a free 127.0.0.1 port and stops it when the test ends.
 // Without Azurite the test fails when CI=true (CI must run the whole suite) and is skipped on a
 // developer machine.

@@ -1,7 +1,7 @@
 // Package benchbuild builds and runs what the measurement scripts under scripts/ need: the
 // defenderbeat binary, built the way a release builds it (static, stripped) so that what they
-// measure is what ships; Filebeat from the pinned beats module, to compare with; Azurite for
-// blob checkpoints; and a beat's monitoring endpoint.
+// measure is what ships; Filebeat from the pinned beats module, to compare with; and a beat's
+// monitoring endpoint.
 package benchbuild
 
 import (

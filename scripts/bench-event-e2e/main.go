@@ -162,7 +162,7 @@ func run(o options) error {
 	bodies, bytesTotal := messages(mix, o.records, o.perMessage)
 	fmt.Fprintf(os.Stderr, "%d records in %d messages, %.1f MB of JSON\n", o.records, len(bodies), float64(bytesTotal)/1e6)
 
-	az, err := benchbuild.StartAzurite(o.azurite)
+	az, err := azuritetest.Run(o.azurite)
 	if err != nil {
 		return err
 	}
@@ -284,7 +284,7 @@ func messages(mix [][]byte, n, perMessage int) ([][]byte, int) {
 	return bodies, total
 }
 
-func measure(o options, beat, binary, dir string, az *benchbuild.Azurite, bodies [][]byte, container string) (result, error) {
+func measure(o options, beat, binary, dir string, az *azuritetest.Azurite, bodies [][]byte, container string) (result, error) {
 	res := result{beat: beat, records: o.records}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return res, err

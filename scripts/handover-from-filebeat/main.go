@@ -101,7 +101,7 @@ func run(o options) (bool, error) {
 			return false, err
 		}
 	}
-	az, err := benchbuild.StartAzurite(o.azurite)
+	az, err := azuritetest.Run(o.azurite)
 	if err != nil {
 		return false, err
 	}
@@ -456,7 +456,7 @@ func merge(a, b map[string]any) map[string]any {
 
 // listContainers names the containers in Azurite's account: the checkpoint container Filebeat
 // derived, which defenderbeat must find by itself.
-func listContainers(az *benchbuild.Azurite) ([]string, error) {
+func listContainers(az *azuritetest.Azurite) ([]string, error) {
 	client, err := service.NewClientFromConnectionString(az.ConnectionString(), nil)
 	if err != nil {
 		return nil, err
