@@ -60,7 +60,7 @@ type options struct {
 	beats                                 string
 	settle, timeout                       time.Duration
 	azurite                               string
-	heapProfile                           string
+	heapProfile, cpuProfile               string
 	keep                                  bool
 	defenderOptions                       map[string]string // -defenderbeat-option key=value
 	settings                              map[string]string // -setting key=value, for both beats
@@ -105,6 +105,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up on one run after this long")
 	flag.StringVar(&o.azurite, "azurite", "", "azurite-blob binary (default: node_modules/.bin/azurite-blob at or above the module root)")
 	flag.StringVar(&o.heapProfile, "heap-profile", "", "write each beat's heap profile (libbeat's http.pprof), taken when half the records are acknowledged, to this path prefix")
+	flag.StringVar(&o.cpuProfile, "cpu-profile", "", "write each beat's CPU profile of 5 s, from 1 s after the records are released, to this path prefix")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs, last output file)")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -355,7 +356,7 @@ func measure(o options, beat, binary, dir string, az *azuritetest.Azurite, bodie
 		"http.port":     port,
 		"logging.level": "info",
 	}
-	if o.heapProfile != "" {
+	if o.heapProfile != "" || o.cpuProfile != "" {
 		cfg["http.pprof.enabled"] = true
 	}
 	for k, v := range o.settings {
@@ -415,6 +416,15 @@ func measure(o options, beat, binary, dir string, az *azuritetest.Azurite, bodie
 	for p := 0; p < o.partitions; p++ {
 		_ = hub.PausePartition(hubName, strconv.Itoa(p), false)
 	}
+	cpuProfiled := make(chan error, 1)
+	if o.cpuProfile != "" {
+		go func() {
+			time.Sleep(time.Second)
+			cpuProfiled <- saveProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=5", port), o.cpuProfile+beat+".pb.gz")
+		}()
+	} else {
+		cpuProfiled <- nil
+	}
 	profiled := o.heapProfile == ""
 	for {
 		if anon, err := procstat.AnonRSSKiB(pid); err == nil {
@@ -426,7 +436,7 @@ func measure(o options, beat, binary, dir string, az *azuritetest.Azurite, bodie
 		}
 		if !profiled && n >= int64(o.records/2) {
 			profiled = true
-			if err := saveHeapProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", port), o.heapProfile+beat+".pb.gz"); err != nil {
+			if err := saveProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", port), o.heapProfile+beat+".pb.gz"); err != nil {
 				return res, fmt.Errorf("heap profile: %w", err)
 			}
 		}
@@ -449,6 +459,9 @@ func measure(o options, beat, binary, dir string, az *azuritetest.Azurite, bodie
 		return res, err
 	}
 	res.outputBytes, _ = outputBytes(stats)
+	if err := <-cpuProfiled; err != nil {
+		return res, fmt.Errorf("CPU profile: %w", err)
+	}
 	return res, checkOutput(beat, filepath.Join(dir, "out"))
 }
 
@@ -486,7 +499,7 @@ func checkOutput(beat, dir string) error {
 	return nil
 }
 
-func saveHeapProfile(url, path string) error {
+func saveProfile(url, path string) error {
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(url)
 	if err != nil {
 		return err
