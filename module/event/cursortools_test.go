@@ -22,8 +22,7 @@ func (e storedEntry) Decode(to any) error { return e.get(to) }
 // TestCursorToolsReadLocalCheckpoints reads a checkpoint as the local store wrote it, refuses to
 // move it to a time, and says where blob checkpoints live.
 func TestCursorToolsReadLocalCheckpoints(t *testing.T) {
-	states, closeReg := registry{t.TempDir()}.open(t)
-	defer closeReg()
+	states, _ := registry{t.TempDir()}.open(t)
 	st, err := states.StoreFor(InputType)
 	if err != nil {
 		t.Fatal(err)

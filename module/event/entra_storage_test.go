@@ -325,8 +325,7 @@ func TestCheckpointStoreEntraID(t *testing.T) {
 	settings := entraHubSettings(t, hub, bridge, sim)
 
 	markers := sendMessages(t, hub, "cp", 4, 3, 2)
-	states, closeReg := registry{t.TempDir()}.open(t)
-	defer closeReg()
+	states, _ := registry{t.TempDir()}.open(t)
 	out := newOutput(t)
 	in := startInput(t, settings, tune, states, out)
 	waitFor(t, 30*time.Second, "every record acknowledged", func() bool { return covered(out.ackedDocs(), markers) })

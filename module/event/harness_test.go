@@ -249,6 +249,7 @@ type registryStates struct{ reg *statestore.Registry }
 func (s registryStates) StoreFor(string) (*statestore.Store, error) { return s.reg.Get("defenderbeat") }
 func (s registryStates) CleanupInterval() time.Duration             { return time.Hour }
 
+// open opens the registry; the function it returns closes it (as the beat does on shutdown).
 func (r registry) open(t testing.TB) (statestore.States, func()) {
 	t.Helper()
 	backend, err := memlog.New(logp.NewNopLogger(), memlog.Settings{Root: r.dir, FileMode: 0o600})
@@ -256,7 +257,13 @@ func (r registry) open(t testing.TB) (statestore.States, func()) {
 		t.Fatal(err)
 	}
 	reg := statestore.NewRegistry(backend)
-	return registryStates{reg}, func() { _ = reg.Close() }
+	// Closed once, by the caller (a restart) or at the end of the test. The cleanup is registered
+	// before any input the test starts, so it runs after their cleanups have stopped them: the
+	// registry's Close waits for the stores an input still holds, and a test that fails while
+	// its input runs would otherwise hang there.
+	closeOnce := sync.OnceFunc(func() { _ = reg.Close() })
+	t.Cleanup(closeOnce)
+	return registryStates{reg}, closeOnce
 }
 
 // statuses records what the input reports.
