@@ -217,6 +217,19 @@ type setupError struct {
 func (e *setupError) Error() string { return e.err.Error() }
 func (e *setupError) Unwrap() error { return e.err }
 
+// loadBalancing is how the processor claims partitions. Instances sharing a blob checkpoint
+// store balance them as Filebeat's input does: a processor claims at most one more partition per
+// processor_update_interval, so instances starting together do not take partitions from each
+// other back and forth. A local checkpoint store has one instance, which owns every partition:
+// it claims them all at once, rather than reading the last of 32 partitions five minutes after
+// each start.
+func (r *run) loadBalancing() azeventhubs.ProcessorStrategy {
+	if r.cfg.CheckpointStore == StoreLocal {
+		return azeventhubs.ProcessorStrategyGreedy
+	}
+	return azeventhubs.ProcessorStrategyBalanced
+}
+
 // process runs one Processor until it fails or the input stops.
 func (r *run) process(ctx context.Context, store azeventhubs.CheckpointStore) error {
 	firstPartition, err := r.setup(ctx, store)
@@ -224,7 +237,7 @@ func (r *run) process(ctx context.Context, store azeventhubs.CheckpointStore) er
 		return err
 	}
 	proc, err := azeventhubs.NewProcessor(r.clients.consumer, store, &azeventhubs.ProcessorOptions{
-		LoadBalancingStrategy:       azeventhubs.ProcessorStrategyBalanced,
+		LoadBalancingStrategy:       r.loadBalancing(),
 		UpdateInterval:              r.cfg.ProcessorUpdateInterval,
 		PartitionExpirationDuration: r.cfg.PartitionExpirationDuration,
 		StartPositions:              azeventhubs.StartPositions{Default: r.startPosition()},

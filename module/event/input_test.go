@@ -21,8 +21,7 @@ func TestRecordsBecomeDocumentsWithBlobCheckpoints(t *testing.T) {
 	hub := startHub(t, eventhubfake.Config{})
 	markers := sendMessages(t, hub, "a", 4, 5, 3) // 4 partitions × 5 messages × 3 records
 	out := newOutput(t)
-	states, closeReg := registry{t.TempDir()}.open(t)
-	defer closeReg()
+	states, _ := registry{t.TempDir()}.open(t)
 
 	in := startInput(t, hubSettings(t, hub, az, map[string]any{"namespace": "prod"}), testTuning(), states, out)
 	waitFor(t, 30*time.Second, "every record published and acknowledged", func() bool { return covered(out.ackedDocs(), markers) })
@@ -62,8 +61,7 @@ func TestRecordsBecomeDocumentsWithBlobCheckpoints(t *testing.T) {
 func TestRestartResumesFromCheckpoints(t *testing.T) {
 	az := azuritetest.Shared(t)
 	hub := startHub(t, eventhubfake.Config{})
-	states, closeReg := registry{t.TempDir()}.open(t)
-	defer closeReg()
+	states, _ := registry{t.TempDir()}.open(t)
 	settings := hubSettings(t, hub, az, nil)
 
 	first := sendMessages(t, hub, "first", 4, 3, 2)
@@ -93,8 +91,7 @@ func TestRestartResumesFromCheckpoints(t *testing.T) {
 func TestOutputStallLosesNothing(t *testing.T) {
 	az := azuritetest.Shared(t)
 	hub := startHub(t, eventhubfake.Config{})
-	states, closeReg := registry{t.TempDir()}.open(t)
-	defer closeReg()
+	states, _ := registry{t.TempDir()}.open(t)
 	settings := hubSettings(t, hub, az, nil)
 	container := testContainer(t)
 
@@ -145,8 +142,7 @@ func TestOutputStallLosesNothing(t *testing.T) {
 // moves on past them; sanitize_options repairs the malformed JSON Azure is known to send.
 func TestMalformedMessagesBecomeErrorDocuments(t *testing.T) {
 	hub := startHub(t, eventhubfake.Config{Hubs: []eventhubfake.HubConfig{{Name: testHub, Partitions: 1}}})
-	states, closeReg := registry{t.TempDir()}.open(t)
-	defer closeReg()
+	states, _ := registry{t.TempDir()}.open(t)
 
 	good := func(marker string) []byte {
 		b, _ := json.Marshal(map[string]any{"records": []any{streamRecord(marker)}})
@@ -204,8 +200,7 @@ func TestLocalCheckpointStoreAcrossRestart(t *testing.T) {
 	closeReg() // the beat's registry is closed on shutdown and reopened from disk
 
 	second := sendMessages(t, hub, "second", 4, 3, 2)
-	states, closeReg = reg.open(t)
-	defer closeReg()
+	states, _ = reg.open(t)
 	if cps := localCheckpoint(t, states, hub); len(cps) != 4 || cps["2"] != 2 {
 		t.Fatalf("checkpoints in the registry: %v", cps)
 	}
@@ -216,6 +211,22 @@ func TestLocalCheckpointStoreAcrossRestart(t *testing.T) {
 	if n := len(out2.publishedDocs()); n != len(second) {
 		t.Fatalf("%d documents after the restart, want only the %d new ones", n, len(second))
 	}
+}
+
+// With a local checkpoint store the one instance claims every partition in its first load
+// balancing round, not one more per processor_update_interval: with an interval of a minute,
+// balancing one partition at a time would read the eighth partition seven minutes after start.
+func TestLocalStoreClaimsEveryPartitionAtOnce(t *testing.T) {
+	hub := startHub(t, eventhubfake.Config{Hubs: []eventhubfake.HubConfig{{Name: testHub, Partitions: 8}}})
+	sent := sendMessages(t, hub, "m", 8, 2, 1)
+	states, _ := registry{t.TempDir()}.open(t)
+	out := newOutput(t)
+	in := startInput(t, hubSettings(t, hub, nil, map[string]any{
+		"processor_update_interval":     "1m",
+		"partition_expiration_duration": "2m",
+	}), testTuning(), states, out)
+	waitFor(t, 30*time.Second, "records of all eight partitions", func() bool { return covered(out.ackedDocs(), sent) })
+	in.stop(t)
 }
 
 // localCheckpoint reads the local store's checkpoints of the test hub, as a restart would.
@@ -256,8 +267,7 @@ func TestUnknownConsumerGroupIsReported(t *testing.T) {
 	// With its partitions refused over and over, the fake reports END frames on sessions it
 	// has already ended (a disagreement of the fake's, seen only here): logged, not failed.
 	hub := startHub(t, eventhubfake.Config{Logf: func(format string, args ...any) { t.Logf("fake: "+format, args...) }})
-	states, closeReg := registry{t.TempDir()}.open(t)
-	defer closeReg()
+	states, _ := registry{t.TempDir()}.open(t)
 	in := startInput(t, hubSettings(t, hub, nil, map[string]any{"consumer_group": "nope"}), testTuning(), states, newOutput(t))
 	waitFor(t, 20*time.Second, "a FAILED status naming the consumer group", func() bool {
 		return strings.Contains(in.status.text(), `Failed: Reading event hub "defender_streaming" stopped`) &&
@@ -291,8 +301,7 @@ func TestLegacyCheckpointsAreMigrated(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	states, closeReg := registry{t.TempDir()}.open(t)
-	defer closeReg()
+	states, _ := registry{t.TempDir()}.open(t)
 	out := newOutput(t)
 	in := startInput(t, hubSettings(t, hub, az, nil), testTuning(), states, out)
 	want := []string{"m-0-3-0", "m-0-4-0"}
@@ -315,8 +324,7 @@ func TestUnreachableNamespaceIsDegraded(t *testing.T) {
 	hub := startHub(t, eventhubfake.Config{})
 	settings := hubSettings(t, hub, nil, nil)
 	_ = hub.Close() // nothing listens on its port any more
-	states, closeReg := registry{t.TempDir()}.open(t)
-	defer closeReg()
+	states, _ := registry{t.TempDir()}.open(t)
 	in := startInput(t, settings, testTuning(), states, newOutput(t))
 	waitFor(t, 30*time.Second, "a DEGRADED status saying the namespace cannot be reached", func() bool {
 		return strings.Contains(in.status.text(), "Degraded: ") && strings.Contains(in.status.text(), "cannot reach 127.0.0.1:")
