@@ -1,9 +1,11 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -108,6 +110,26 @@ func TestUnreadableMessagesEmitNothing(t *testing.T) {
 		if len(evs) != 0 {
 			t.Errorf("%q: emitted %d documents with the error; a broken message must give no partial output", msg, len(evs))
 		}
+	}
+}
+
+// Each document is handed on before the next record is read, so a reader waiting on a full
+// queue holds one document, not a message's worth. Seen here by changing the second record's
+// bytes from the first document's emit: the second document must carry the change.
+func TestEachDocumentIsEmittedBeforeTheNextRecordIsRead(t *testing.T) {
+	msg := []byte(`{"records":[` + deviceInfo + `,` + strings.Replace(deviceInfo, "Host1", "HostA", 1) + `]}`)
+	var names []any
+	_, err := Decoder{}.Decode(msg, transform.Options{}, func(ev beat.Event) {
+		names = append(names, get(ev, "host.name"))
+		if i := bytes.Index(msg, []byte("HostA")); i >= 0 {
+			copy(msg[i:], "HostB")
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []any{"host1", "hostb"}; !reflect.DeepEqual(names, want) {
+		t.Fatalf("host.name of the two documents: %v, want %v (the second record read before the first document was emitted)", names, want)
 	}
 }
 

@@ -131,6 +131,23 @@ func Transform(raw []byte, opts transform.Options, emit transform.Emit) error {
 // Error documents have no timestamp: the publisher gives them the time of publishing. With an
 // error the Summary is zero.
 func (d Decoder) Decode(msg []byte, opts transform.Options, emit transform.Emit) (Summary, error) {
+	// A message is read twice: once to check that it is JSON, which takes a few per cent of
+	// mapping it, then to map its records, each document handed on as soon as it is built. So an
+	// unreadable message yields no partial output, and a reader blocked on a full queue holds one
+	// document rather than a whole message's (hundreds of KB, for each partition it reads).
+	if _, err := parseDocument(msg); err == nil {
+		p := parser{opts: opts, emit: emit}
+		if err := p.parse(msg); err != nil {
+			return Summary{}, err // before any record: the check above rules out the rest
+		}
+		return p.sum, nil
+	}
+	return d.decodeWhole(msg, opts, emit)
+}
+
+// decodeWhole handles a message that is not valid JSON as it is: it keeps every document until
+// the message has been read through, tries the sanitizers, and emits nothing if it still fails.
+func (d Decoder) decodeWhole(msg []byte, opts transform.Options, emit transform.Emit) (Summary, error) {
 	p := parser{opts: opts}
 	err := p.parse(msg)
 	if err != nil && errors.Is(err, errSyntax) && len(d.Sanitizers) > 0 {
@@ -150,17 +167,27 @@ func (d Decoder) Decode(msg []byte, opts transform.Options, emit transform.Emit)
 	for _, ev := range p.out {
 		emit(ev)
 	}
-	p.sum.Documents = len(p.out)
 	return p.sum, nil
 }
 
-// parser reads one message. Documents are kept until the whole message has been read, so an
-// unreadable message yields no partial output.
+// parser reads one message. With emit, each document is emitted as soon as it is built (the
+// message is known to be valid JSON); without, documents are kept in out until the whole
+// message has been read.
 type parser struct {
 	b    []byte
 	opts transform.Options
+	emit transform.Emit
 	out  []beat.Event
 	sum  Summary
+}
+
+func (p *parser) put(ev beat.Event) {
+	p.sum.Documents++
+	if p.emit != nil {
+		p.emit(ev)
+		return
+	}
+	p.out = append(p.out, ev)
 }
 
 func (p *parser) parse(msg []byte) error {
@@ -269,7 +296,7 @@ func (p *parser) object(start int, top bool) (int, error) {
 		r.orig = string(raw)
 		r.src = source{owner: r.orig, base: start}
 		r.opts = p.opts
-		p.out = append(p.out, p.build(r))
+		p.put(p.build(r))
 	}
 	return end, nil
 }
@@ -301,7 +328,7 @@ func (p *parser) build(r *record) beat.Event {
 
 func (p *parser) malformed(raw []byte, err error) {
 	p.sum.Malformed++
-	p.out = append(p.out, transform.ErrorEvent(raw, err, p.opts, time.Time{}))
+	p.put(transform.ErrorEvent(raw, err, p.opts, time.Time{}))
 }
 
 // fingerprint hashes like Elasticsearch's fingerprint processor, as the integration does to
