@@ -166,19 +166,7 @@ func TestEventInstancesSharePartitionsAndSurviveAKill(t *testing.T) {
 	})
 	waitFor(t, 60*time.Second, "every record in the outputs", func() bool { return hasAll(all()) })
 
-	ids := map[string]string{}
-	dups := 0
-	for _, d := range all() {
-		marker, id := originalMarker(d), fmt.Sprint(get(d, "@metadata._id"))
-		if prev, ok := ids[marker]; ok {
-			dups++
-			if prev != id {
-				t.Fatalf("record %s written with _id %s and %s", marker, prev, id)
-			}
-		}
-		ids[marker] = id
-	}
-	t.Logf("%d records, %d delivered twice (same _id)", len(sent), dups)
+	t.Logf("%d records, %d delivered twice (same _id)", len(sent), deliveredTwice(t, all()))
 }
 
 // With checkpoint_store: local the checkpoints are registry entries under path.data. The beat is
@@ -265,9 +253,16 @@ func TestEventLocalCheckpointsSurviveAKill(t *testing.T) {
 			t.Fatalf("record %s, checkpointed before the kill, was read again after the restart", m)
 		}
 	}
+	t.Logf("%d records, %d delivered twice (same _id)", len(sent), deliveredTwice(t, append(readDocs(t, out1), readDocs(t, out2)...)))
+}
+
+// deliveredTwice counts the records written more than once, each copy with the same _id: a
+// record read again after a kill is indexed once.
+func deliveredTwice(t *testing.T, docs []map[string]any) int {
+	t.Helper()
 	ids := map[string]string{}
 	dups := 0
-	for _, d := range append(readDocs(t, out1), readDocs(t, out2)...) {
+	for _, d := range docs {
 		marker, id := originalMarker(d), fmt.Sprint(get(d, "@metadata._id"))
 		if prev, ok := ids[marker]; ok {
 			dups++
@@ -277,7 +272,7 @@ func TestEventLocalCheckpointsSurviveAKill(t *testing.T) {
 		}
 		ids[marker] = id
 	}
-	t.Logf("%d records, %d delivered twice (same _id)", len(sent), dups)
+	return dups
 }
 
 // `defenderbeat test credentials` on event inputs: a working one passes, a wrong key is named.
