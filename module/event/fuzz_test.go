@@ -41,7 +41,7 @@ func FuzzScanner(f *testing.F) {
 	for _, line := range goldenLines(f) {
 		f.Add(line)
 	}
-	for _, s := range []string{`{"a":[1,-0.5e+3,true,null,"\u00e9\ud83d\ude00\"x"]}`, `"\ud800"`, "\"\xff\"", `{"a":1,"a":2}`, `[1,]`, `01`, `-`, `1.`, `{"a" 1}`, "  [] ", `1e999`, `123456789012345678901234567890`} {
+	for _, s := range []string{`{"a":[1,-0.5e+3,true,null,"\u00e9\ud83d\ude00\"x"]}`, `"\ud800"`, "\"\xff\"", `{"a":1,"a":2}`, `[1,]`, `01`, `-`, `1.`, `{"a" 1}`, "  [] ", `1e999`, `123456789012345678901234567890`, `{"ReportId":21e5729293}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -94,7 +94,10 @@ func sameJSON(want, got any) bool {
 	case json.Number:
 		wr, ok := new(big.Rat).SetString(string(w))
 		if !ok {
-			return false
+			// big.Rat refuses exponents as large as 1e5729293; so does float64, and the
+			// scanner then keeps the digits.
+			g, isText := got.(string)
+			return isText && g == string(w)
 		}
 		switch g := got.(type) {
 		case int64:
