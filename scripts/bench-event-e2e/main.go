@@ -33,7 +33,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -42,13 +41,10 @@ import (
 	"syscall"
 	"time"
 
-	"gopkg.in/yaml.v2"
-
 	"github.com/defenderbeat/defenderbeat/internal/azuritetest"
 	"github.com/defenderbeat/defenderbeat/internal/benchbuild"
 	"github.com/defenderbeat/defenderbeat/internal/eventhubfake"
 	"github.com/defenderbeat/defenderbeat/internal/golden"
-	"github.com/defenderbeat/defenderbeat/internal/loopback"
 	"github.com/defenderbeat/defenderbeat/internal/procstat"
 )
 
@@ -75,24 +71,9 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 1, "runs per beat (alternating)")
 	flag.StringVar(&o.filebeat, "filebeat", "", "Filebeat binary (default: build x-pack/filebeat from the pinned beats module)")
 	flag.StringVar(&o.defenderbeat, "defenderbeat", "", "defenderbeat binary (default: build it from the module root)")
-	o.defenderOptions = map[string]string{}
-	flag.Func("defenderbeat-option", "an extra defender-event option, key=value (repeatable), e.g. partition_receive_bytes=2MiB", func(kv string) error {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("want key=value, got %q", kv)
-		}
-		o.defenderOptions[k] = v
-		return nil
-	})
-	o.settings = map[string]string{}
-	flag.Func("setting", "an extra beat setting for both beats, key=value (repeatable), e.g. queue.mem.events=1600", func(kv string) error {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("want key=value, got %q", kv)
-		}
-		o.settings[k] = v
-		return nil
-	})
+	o.defenderOptions, o.settings = map[string]string{}, map[string]string{}
+	flag.Func("defenderbeat-option", "an extra defender-event option, key=value (repeatable), e.g. partition_receive_bytes=2MiB", keyValueInto(o.defenderOptions))
+	flag.Func("setting", "an extra beat setting for both beats, key=value (repeatable), e.g. queue.mem.events=1600", keyValueInto(o.settings))
 	flag.Func("beat-env", "an environment variable for both beats (not this process, which serves the records), KEY=value (repeatable), e.g. GOMEMLIMIT=64MiB", func(kv string) error {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return fmt.Errorf("want KEY=value, got %q", kv)
@@ -111,6 +92,18 @@ func main() {
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-event-e2e:", err)
 		os.Exit(1)
+	}
+}
+
+// keyValueInto parses a repeatable key=value flag into m.
+func keyValueInto(m map[string]string) func(string) error {
+	return func(kv string) error {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want key=value, got %q", kv)
+		}
+		m[k] = v
+		return nil
 	}
 }
 
@@ -315,10 +308,6 @@ func measure(o options, beat, binary, dir string, az *azuritetest.Azurite, bodie
 		}
 	}
 
-	port, err := loopback.FreePort()
-	if err != nil {
-		return res, err
-	}
 	// The same processor settings for both inputs, under the option names they share.
 	input := map[string]any{
 		"id":                                "bench",
@@ -351,10 +340,6 @@ func measure(o options, beat, binary, dir string, az *azuritetest.Azurite, bodie
 			"path": filepath.Join(dir, "out"), "filename": "documents",
 			"rotate_every_kb": 51200, "number_of_files": 2,
 		},
-		"http.enabled":  true,
-		"http.host":     "127.0.0.1",
-		"http.port":     port,
-		"logging.level": "info",
 	}
 	if o.heapProfile != "" || o.cpuProfile != "" {
 		cfg["http.pprof.enabled"] = true
@@ -362,45 +347,19 @@ func measure(o options, beat, binary, dir string, az *azuritetest.Azurite, bodie
 	for k, v := range o.settings {
 		cfg[k] = v
 	}
-	raw, err := yaml.Marshal(cfg)
-	if err != nil {
-		return res, err
-	}
-	cfgPath := filepath.Join(dir, beat+".yml")
-	if err := os.WriteFile(cfgPath, raw, 0o600); err != nil {
-		return res, err
-	}
-	logFile, err := os.Create(filepath.Join(dir, beat+".log"))
-	if err != nil {
-		return res, err
-	}
-	defer logFile.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	cmd := exec.Command(binary, "-c", cfgPath, "--strict.perms=false", "--path.home", dir, "--path.data", filepath.Join(dir, "data"), "-e")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = append(os.Environ(), o.beatEnv...)
-	if err := cmd.Start(); err != nil {
+	b, err := benchbuild.StartBeat(binary, beat, dir, cfg, o.beatEnv)
+	if err != nil {
 		return res, err
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	pid := cmd.Process.Pid
-	stats := fmt.Sprintf("http://127.0.0.1:%d/stats", port)
+	defer b.Stop(syscall.SIGINT, 15*time.Second)
+	exited, port, stats, pid := b.Exited, b.Port, b.Stats, b.Cmd.Process.Pid
 
 	select {
 	case <-exited:
-		return res, fmt.Errorf("the beat exited during start-up; see %s", logFile.Name())
+		return res, fmt.Errorf("the beat exited during start-up; see %s", b.Log)
 	case <-time.After(o.settle):
 	}
 	if _, err := benchbuild.Acked(stats); err != nil {
@@ -442,9 +401,9 @@ func measure(o options, beat, binary, dir string, az *azuritetest.Azurite, bodie
 		}
 		select {
 		case <-exited:
-			return res, fmt.Errorf("the beat exited after %d records; see %s", n, logFile.Name())
+			return res, fmt.Errorf("the beat exited after %d records; see %s", n, b.Log)
 		case <-ctx.Done():
-			return res, fmt.Errorf("%d of %d records acknowledged within %s; see %s", n, o.records, o.timeout, logFile.Name())
+			return res, fmt.Errorf("%d of %d records acknowledged within %s; see %s", n, o.records, o.timeout, b.Log)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

@@ -27,7 +27,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -36,12 +35,10 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
-	"gopkg.in/yaml.v2"
 
 	"github.com/defenderbeat/defenderbeat/internal/azuritetest"
 	"github.com/defenderbeat/defenderbeat/internal/benchbuild"
 	"github.com/defenderbeat/defenderbeat/internal/eventhubfake"
-	"github.com/defenderbeat/defenderbeat/internal/loopback"
 )
 
 // hubName is a hub name as Defender's Streaming API setup suggests one; its default checkpoint
@@ -289,52 +286,17 @@ func stillHeld(hub *eventhubfake.Server, o options) error {
 }
 
 // beat is one running beat process.
-type beat struct {
-	name   string
-	cmd    *exec.Cmd
-	stats  string
-	log    string
-	exited chan struct{}
-}
+type beat struct{ *benchbuild.Beat }
 
 func startBeat(binary, name, dir string, input map[string]any) (*beat, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	port, err := loopback.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	cfg := map[string]any{
+	b, err := benchbuild.StartBeat(binary, name, dir, map[string]any{
 		name + ".inputs": []any{input},
 		"output.file":    map[string]any{"path": filepath.Join(dir, "out"), "filename": "documents", "rotate_every_kb": 512000},
-		"http.enabled":   true,
-		"http.host":      "127.0.0.1",
-		"http.port":      port,
-		"logging.level":  "info",
-	}
-	raw, err := yaml.Marshal(cfg)
+	}, nil)
 	if err != nil {
 		return nil, err
 	}
-	cfgPath := filepath.Join(dir, name+".yml")
-	if err := os.WriteFile(cfgPath, raw, 0o600); err != nil {
-		return nil, err
-	}
-	logPath := filepath.Join(dir, name+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	b := &beat{name: name, stats: fmt.Sprintf("http://127.0.0.1:%d/stats", port), log: logPath, exited: make(chan struct{})}
-	b.cmd = exec.Command(binary, "-c", cfgPath, "--strict.perms=false", "--path.home", dir, "--path.data", filepath.Join(dir, "data"), "-e")
-	b.cmd.Stdout, b.cmd.Stderr = logFile, logFile
-	if err := b.cmd.Start(); err != nil {
-		_ = logFile.Close()
-		return nil, err
-	}
-	go func() { _ = b.cmd.Wait(); _ = logFile.Close(); close(b.exited) }()
-	return b, nil
+	return &beat{b}, nil
 }
 
 // waitAcked waits until the beat's output has acknowledged at least n documents.
@@ -343,17 +305,17 @@ func (b *beat) waitAcked(n int, timeout time.Duration) error {
 	defer cancel()
 	var got int64
 	for {
-		if acked, err := benchbuild.Acked(b.stats); err == nil {
+		if acked, err := benchbuild.Acked(b.Stats); err == nil {
 			got = acked
 			if got >= int64(n) {
 				return nil
 			}
 		}
 		select {
-		case <-b.exited:
-			return fmt.Errorf("exited after %d documents; see %s", got, b.log)
+		case <-b.Exited:
+			return fmt.Errorf("exited after %d documents; see %s", got, b.Log)
 		case <-ctx.Done():
-			return fmt.Errorf("%d of %d documents within %s; see %s", got, n, timeout, b.log)
+			return fmt.Errorf("%d of %d documents within %s; see %s", got, n, timeout, b.Log)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -364,7 +326,7 @@ func (b *beat) waitAcked(n int, timeout time.Duration) error {
 func (b *beat) waitQuiet(d time.Duration) error {
 	last, since := int64(-1), time.Now()
 	for time.Since(since) < d {
-		acked, err := benchbuild.Acked(b.stats)
+		acked, err := benchbuild.Acked(b.Stats)
 		if err != nil {
 			return err
 		}
@@ -372,23 +334,15 @@ func (b *beat) waitQuiet(d time.Duration) error {
 			last, since = acked, time.Now()
 		}
 		select {
-		case <-b.exited:
-			return fmt.Errorf("exited; see %s", b.log)
+		case <-b.Exited:
+			return fmt.Errorf("exited; see %s", b.Log)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
 	return nil
 }
 
-func (b *beat) stop(sig syscall.Signal) {
-	_ = b.cmd.Process.Signal(sig)
-	select {
-	case <-b.exited:
-	case <-time.After(30 * time.Second):
-		_ = b.cmd.Process.Kill()
-		<-b.exited
-	}
-}
+func (b *beat) stop(sig syscall.Signal) { b.Stop(sig, 30*time.Second) }
 
 // markers counts the records' markers in a file output's documents, read from the raw record
 // at field (dotted path) of each document.
